@@ -1,0 +1,1 @@
+"""Pneumothorax segmentation: reading X-rays, training, evaluation and inference."""

@@ -1,0 +1,155 @@
+"""Where the images and masks of a dataset are, in the three layouts we read.
+
+- ``subset``: the team's ``siim-acr-subset`` folder (``labels.csv``, ``images/``, ``masks/``).
+- ``siim``: the official SIIM-ACR download: a tree of DICOMs and the challenge's RLE CSV
+  (``ImageId,EncodedPixels``), in the stage-1 "relative" or the standard encoding.
+- ``folders``: plain pairs ``images/<name>.<ext>`` and ``masks/<name>.png``.
+
+A ``Sample`` knows how to load its mask; images are read with ``ml.reading.read_xray``.
+Splits are always by patient, never by image.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ml import rle
+
+IMAGE_SUFFIXES = (".dcm", ".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class Sample:
+    image_id: str
+    image_path: Path
+    patient_id: str
+    has_pneumothorax: bool
+    mask_path: Path | None = None
+    rle_rows: tuple[str, ...] = ()
+    rle_relative: bool = True
+
+    def load_mask(self, height: int, width: int) -> np.ndarray:
+        """The ground-truth mask (uint8, 0 or 255) at the image's size."""
+        if self.mask_path is not None:
+            mask = np.asarray(Image.open(self.mask_path).convert("L"))
+            if mask.shape != (height, width):
+                raise ValueError(f"Mask of {self.image_id} is {mask.shape}, image {(height, width)}")
+            return np.where(mask > 127, 255, 0).astype(np.uint8)
+        return rle.merge_rows(list(self.rle_rows), height, width, self.rle_relative)
+
+
+def load_subset(root: str | Path) -> list[Sample]:
+    root = Path(root)
+    samples = []
+    with open(root / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            samples.append(
+                Sample(
+                    image_id=row["image_id"],
+                    image_path=root / row["image"],
+                    patient_id=row["patient_id"],
+                    has_pneumothorax=row["has_pneumothorax"] == "1",
+                    mask_path=root / row["mask"],
+                )
+            )
+    return samples
+
+
+def read_rle_csv(path: str | Path) -> dict[str, list[str]]:
+    """ImageId -> its annotation rows (one per instance; ``-1`` for none)."""
+    rows: dict[str, list[str]] = defaultdict(list)
+    with open(path, newline="") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip() for name in next(reader)]
+        id_col, rle_col = header.index("ImageId"), header.index("EncodedPixels")
+        for row in reader:
+            if row:
+                rows[row[id_col].strip()].append(row[rle_col].strip())
+    return rows
+
+
+def load_siim(dicom_root: str | Path, rle_csv: str | Path, encoding: str = "relative") -> list[Sample]:
+    """The official layout. ``encoding`` is ``relative`` (stage 1) or ``standard`` (stage 2).
+
+    The patient id is read from each DICOM header (PatientID), as the official CSV has none.
+    Images without a row in the CSV are skipped: they have no ground truth.
+    """
+    import pydicom
+
+    if encoding not in ("relative", "standard"):
+        raise ValueError("encoding must be 'relative' or 'standard'")
+    annotations = read_rle_csv(rle_csv)
+    samples = []
+    for path in sorted(Path(dicom_root).rglob("*.dcm")):
+        image_id = path.stem
+        if image_id not in annotations:
+            continue
+        header = pydicom.dcmread(path, stop_before_pixels=True)
+        rows = tuple(annotations[image_id])
+        samples.append(
+            Sample(
+                image_id=image_id,
+                image_path=path,
+                patient_id=str(header.get("PatientID", image_id)),
+                has_pneumothorax=any(r not in ("", rle.EMPTY) for r in rows),
+                rle_rows=rows,
+                rle_relative=encoding == "relative",
+            )
+        )
+    return samples
+
+
+def load_folders(root: str | Path) -> list[Sample]:
+    """``root/images/<name>.*`` with ``root/masks/<name>.png``; each image its own patient."""
+    root = Path(root)
+    samples = []
+    for path in sorted((root / "images").iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        mask_path = root / "masks" / f"{path.stem}.png"
+        if not mask_path.exists():
+            raise FileNotFoundError(f"No mask for {path.name} at {mask_path}")
+        has_pneumothorax = bool(np.asarray(Image.open(mask_path)).any())
+        samples.append(Sample(path.stem, path, path.stem, has_pneumothorax, mask_path=mask_path))
+    return samples
+
+
+def load_dataset(layout: str, root: str | Path, rle_csv: str | Path | None = None,
+                 encoding: str = "relative") -> list[Sample]:
+    if layout == "subset":
+        return load_subset(root)
+    if layout == "siim":
+        if rle_csv is None:
+            raise ValueError("The siim layout needs --rle-csv")
+        return load_siim(root, rle_csv, encoding)
+    if layout == "folders":
+        return load_folders(root)
+    raise ValueError(f"Unknown layout {layout!r}: subset, siim or folders")
+
+
+def split_by_patient(samples: list[Sample], validation_fraction: float = 0.2,
+                     seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+    """Patient-disjoint split, stratified by whether a patient has any positive image.
+
+    Deterministic for a given seed and sample list, so that training and evaluation agree on
+    which images are held out without passing lists around.
+    """
+    by_patient: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_patient[sample.patient_id].append(sample)
+    rng = random.Random(seed)
+    validation_patients: set[str] = set()
+    for positive in (True, False):
+        group = sorted(p for p, s in by_patient.items() if any(x.has_pneumothorax for x in s) == positive)
+        rng.shuffle(group)
+        validation_patients.update(group[: round(len(group) * validation_fraction)])
+    train = [s for s in samples if s.patient_id not in validation_patients]
+    validation = [s for s in samples if s.patient_id in validation_patients]
+    return train, validation

@@ -1,0 +1,132 @@
+"""The predictor: load a model file once, then answer for one image (or a batch) at a time.
+
+    predictor = Predictor("ml/weights/pneumothorax-unet.safetensors")
+    result = predictor.predict(open("chest.dcm", "rb").read())
+    result.probability, result.positive, result.mask, result.area_fraction, result.area_cm2
+
+How the answer is made, at the model file's operating point (chosen on validation data):
+- ``probability``: the image-level head's probability that pneumothorax is present;
+- the mask: pixel probabilities, resized to the image's own size, at or above
+  ``pixel_threshold``;
+- ``positive``: probability >= ``image_threshold`` *and* a mask of at least
+  ``min_area_fraction`` of the image. A negative image always has an empty mask, so what the
+  clinician sees outlined is exactly what made the call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ml.checkpoint import CheckpointError, ModelInfo, load_model
+from ml.reading import XRay, read_xray
+from ml.training_data import to_input_tensor
+
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parent / "weights" / "pneumothorax-unet.safetensors"
+
+
+def configured_model_path() -> Path:
+    """``PNEUMOTHORAX_MODEL`` if set, else the model that ships in ``ml/weights``."""
+    return Path(os.environ.get("PNEUMOTHORAX_MODEL") or DEFAULT_MODEL_PATH)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    probability: float
+    positive: bool
+    mask: np.ndarray  # (H, W) uint8, 0 or 255, at the input image's size
+    area_fraction: float  # of the whole image
+    area_cm2: float | None  # where the DICOM gives a pixel spacing
+    model_version: str
+    timings_ms: dict = field(default_factory=dict)
+
+
+class Predictor:
+    def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
+                 flip_tta: bool = False, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        path = Path(model_path) if model_path else configured_model_path()
+        if not path.is_file():
+            raise CheckpointError(
+                f"No trained model at {path}. Train one (python -m ml.train) or set "
+                "PNEUMOTHORAX_MODEL; the service does not run without a trained model."
+            )
+        self.device = torch.device(device)
+        self.model, self.info = load_model(path, self.device)
+        self.flip_tta = flip_tta
+
+    @property
+    def version(self) -> str:
+        return self.info.version
+
+    @property
+    def image_size(self) -> int:
+        return self.info.image_size
+
+    def predict(self, source: bytes | str | Path | XRay) -> Prediction:
+        started = time.perf_counter()
+        xray = source if isinstance(source, XRay) else read_xray(source)
+        read_ms = (time.perf_counter() - started) * 1000
+        prediction = self.predict_batch([xray])[0]
+        prediction.timings_ms["read"] = round(read_ms, 1)
+        return prediction
+
+    def predict_batch(self, xrays: list[XRay]) -> list[Prediction]:
+        started = time.perf_counter()
+        probability_maps, probabilities = self.probability_maps(xrays)
+        inference_ms = (time.perf_counter() - started) * 1000 / max(len(xrays), 1)
+        return [self._decide(xray, pmap, float(p), inference_ms)
+                for xray, pmap, p in zip(xrays, probability_maps, probabilities)]
+
+    @torch.no_grad()
+    def probability_maps(self, xrays: list[XRay]) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel probabilities at the model's resolution (N, S, S) and image probabilities (N,)."""
+        size = self.info.image_size
+        batch = torch.stack([
+            to_input_tensor(cv2.resize(x.pixels, (size, size), interpolation=cv2.INTER_AREA))
+            for x in xrays
+        ]).to(self.device)
+        mask_logits, class_logits = self.model(batch)
+        pixel = torch.sigmoid(mask_logits[:, 0])
+        image = torch.sigmoid(class_logits)
+        if self.flip_tta:
+            flipped_mask, flipped_class = self.model(torch.flip(batch, dims=[-1]))
+            pixel = (pixel + torch.flip(torch.sigmoid(flipped_mask[:, 0]), dims=[-1])) / 2
+            image = (image + torch.sigmoid(flipped_class)) / 2
+        return pixel.float().cpu().numpy(), image.float().cpu().numpy()
+
+    def _decide(self, xray: XRay, probability_map: np.ndarray, probability: float,
+                inference_ms: float) -> Prediction:
+        point = self.info.operating_point
+        full = cv2.resize(probability_map, (xray.width, xray.height), interpolation=cv2.INTER_LINEAR)
+        mask = full >= point.pixel_threshold
+        area_fraction = float(mask.mean())
+        positive = probability >= point.image_threshold and mask.any() \
+            and area_fraction >= point.min_area_fraction
+        if not positive:
+            mask[:] = False
+            area_fraction = 0.0
+        area_cm2 = None
+        if xray.pixel_spacing_mm is not None:
+            row_mm, column_mm = xray.pixel_spacing_mm
+            area_cm2 = float(mask.sum()) * row_mm * column_mm / 100.0
+        return Prediction(
+            probability=probability,
+            positive=bool(positive),
+            mask=mask.astype(np.uint8) * 255,
+            area_fraction=area_fraction,
+            area_cm2=area_cm2,
+            model_version=self.info.version,
+            timings_ms={"inference": round(inference_ms, 1)},
+        )
+
+
+__all__ = ["Predictor", "Prediction", "ModelInfo", "CheckpointError", "configured_model_path",
+           "DEFAULT_MODEL_PATH"]
