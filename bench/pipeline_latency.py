@@ -1,0 +1,163 @@
+"""Upload -> overlay available, for 1024 x 1024 chest X-rays, with one CPU Celery worker.
+
+    .venv/bin/python bench/pipeline_latency.py [--runs 6]
+
+What runs: PostgreSQL and Redis on 127.0.0.1 (or DATABASE_URL / CELERY_BROKER_URL), a fresh
+database ``pneumothorax_bench``, one real worker process (``celery -A workers worker -Q cpu
+--concurrency 1``) with the real model, and the real Django views called in-process through
+Django's test client (upload POST, status JSON polled every 50 ms, overlay PNG GET). Loopback
+HTTP is the only thing left out (a few ms).
+
+Reported per image: total = upload POST start -> overlay PNG fully read; inference = the model's
+own forward pass as the worker measured it; overhead = total - inference (the bar: < 5 s). The
+case page polls once a second, so a person sees the overlay up to 1 s later: "worst on screen"
+adds that second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET = REPO.parent / "shared" / "data" / "siim-acr-subset" / "images"
+BENCH_DB = "pneumothorax_bench"
+
+
+def configure_environment() -> dict:
+    env = {
+        "DJANGO_SETTINGS_MODULE": "webapp.settings.development",
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"),
+        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12"),
+        "PRIVATE_MEDIA_ROOT": str(REPO / "var" / "bench-media"),
+        "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
+    }
+    os.environ.update(env)
+    return env
+
+
+def fresh_database(url: str) -> None:
+    if not url.endswith(f"/{BENCH_DB}"):
+        return  # someone else's database: use as is
+    import psycopg
+
+    admin_url = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        connection.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "cpu", "--concurrency=1",
+         "--loglevel=INFO", "--without-gossip", "--without-mingle", "--hostname=bench@%h"],
+        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")
+        if process.poll() is not None:
+            sys.exit(f"worker exited:\n{text[-2000:]}")
+        if " ready." in text and "loaded model" in text:
+            return process
+        time.sleep(0.5)
+    process.kill()
+    sys.exit("worker not ready after 300 s")
+
+
+def one_run(client, path: Path) -> dict:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = path.read_bytes()
+    started = time.perf_counter()
+    response = client.post("/cases/new/", {"images": [SimpleUploadedFile(path.name, data)]})
+    uploaded = time.perf_counter()
+    assert response.status_code == 302, response.content[:500]
+    status_url = response["Location"] + "status.json"
+    while True:
+        payload = client.get(status_url).json()
+        image = payload["images"][0]
+        if image["status"] in ("done", "failed"):
+            break
+        time.sleep(0.05)
+    assert image["status"] == "done", image["error"]
+    overlay = b"".join(client.get(image["overlay_url"]).streaming_content)
+    finished = time.perf_counter()
+    assert overlay.startswith(b"\x89PNG")
+    total_ms = (finished - started) * 1000
+    timings = image["timings_ms"]
+    return {
+        "file": path.suffix[1:],
+        "upload_ms": round((uploaded - started) * 1000, 1),
+        "total_ms": round(total_ms, 1),
+        "inference_ms": timings["inference"],
+        "overhead_ms": round(total_ms - timings["inference"], 1),
+        "worker": timings,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=6)
+    args = parser.parse_args()
+
+    env = configure_environment()
+    sys.path.insert(0, str(REPO))
+    fresh_database(env["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+
+    from workers.celery_app import app
+    from webapp.accounts.models import User
+
+    call_command("migrate", verbosity=0)
+    app.control.purge()
+    user = User.objects.create_user("bench", password="bench-password-123")
+    client = Client()
+    client.force_login(user)
+
+    images = [sorted(SUBSET.glob(f"*.{ext}"))[i] for i in range(4) for ext in ("dcm", "png", "jpg")]
+    log_path = REPO / "var" / "bench-worker.log"
+    log_path.parent.mkdir(exist_ok=True)
+    print("starting one CPU worker (loads torch and the model)...", flush=True)
+    worker = start_worker(env, log_path)
+    try:
+        one_run(client, images[0])  # warm-up: first forward pass, lazy imports, connections
+        results = [one_run(client, images[1 + i % (len(images) - 1)]) for i in range(args.runs)]
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+    print(f"\n{'file':5} {'upload':>8} {'total':>8} {'inference':>10} {'overhead':>9}   worker stages (ms)")
+    for r in results:
+        stages = {k: v for k, v in r["worker"].items() if k != "inference"}
+        print(f"{r['file']:5} {r['upload_ms']:8.0f} {r['total_ms']:8.0f} {r['inference_ms']:10.0f} "
+              f"{r['overhead_ms']:9.0f}   {stages}")
+    overheads = [r["overhead_ms"] for r in results]
+    summary = {
+        "runs": len(results),
+        "overhead_median_ms": round(statistics.median(overheads), 1),
+        "overhead_max_ms": round(max(overheads), 1),
+        "worst_on_screen_overhead_ms": round(max(overheads) + 1000, 1),  # + the page's 1 s poll
+        "inference_median_ms": round(statistics.median(r["inference_ms"] for r in results), 1),
+        "total_median_ms": round(statistics.median(r["total_ms"] for r in results), 1),
+        "bar_ms": 5000,
+    }
+    summary["meets_bar"] = summary["worst_on_screen_overhead_ms"] < summary["bar_ms"]
+    print("\n" + json.dumps(summary, indent=2))
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "pipeline_latency.json").write_text(json.dumps({"summary": summary, "runs": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

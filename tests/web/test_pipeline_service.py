@@ -1,0 +1,112 @@
+"""The worker's service, run in-process with a stub predictor: results stored, runs are
+idempotent, and a file that fails in the worker ends as a failed job with its reason."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from django.urls import reverse
+
+from webapp.cases.models import Job, JobStatus
+from webapp.cases.services import jobs
+from webapp.cases.services.pipeline import analyse_job
+from webapp.cases.storage import private_storage
+
+pytestmark = pytest.mark.django_db
+
+
+def png(name):
+    with private_storage.open(name, "rb") as handle:
+        return np.asarray(Image.open(io.BytesIO(handle.read())))
+
+
+def test_done_job_stores_probability_mask_overlay_and_timings(owner, make_case, stub_predictor):
+    job = make_case(owner).images.get().job
+    assert analyse_job(job.pk, stub_predictor, worker="w1") == "done"
+    job.refresh_from_db()
+    assert job.status == JobStatus.DONE and job.attempts == 1 and job.worker == "w1"
+    assert job.probability == 0.9 and job.positive is True and job.model_version == "stub-1"
+    assert set(job.timings_ms) >= {"queue_wait", "read", "inference", "render", "store"}
+    mask, overlay = png(job.mask.name), png(job.overlay.name)
+    assert mask.shape == (1024, 1024) and set(np.unique(mask)) == {0, 255}
+    assert overlay.shape == (1024, 1024, 3)
+    grey = png(job.image.preview.name)
+    # Outside the mask the overlay is the X-ray; inside it is tinted (red > green).
+    assert (overlay[600:700, 600:700, 0] == grey[600:700, 600:700]).all()
+    inside = overlay[150:250, 200:300].astype(int)
+    assert (inside[..., 0] > inside[..., 1]).mean() > 0.9
+
+
+def test_running_twice_gives_one_result(owner, make_case, stub_predictor):
+    job = make_case(owner).images.get().job
+    assert analyse_job(job.pk, stub_predictor) == "done"
+    first = Job.objects.get(pk=job.pk)
+    assert analyse_job(job.pk, stub_predictor) == "skipped"
+    again = Job.objects.get(pk=job.pk)
+    assert stub_predictor.calls == 1 and again.attempts == 1 and again.overlay.name == first.overlay.name
+
+
+def test_stale_run_cannot_overwrite_the_current_one(owner, make_case):
+    job = make_case(owner).images.get().job
+    first = jobs.claim_job(job.pk)
+    second = jobs.claim_job(job.pk)  # redelivered, e.g. after the first worker was lost
+    assert second.attempts == 2 and second.run_token != first.run_token
+    assert not jobs.fail_job(job.pk, first.run_token, "late")
+    assert jobs.fail_job(job.pk, second.run_token, "current")
+    assert Job.objects.get(pk=job.pk).error == "current"
+
+
+def test_job_lost_too_often_is_given_up(owner, make_case, stub_predictor, settings):
+    settings.INFERENCE_MAX_ATTEMPTS = 2
+    job = make_case(owner).images.get().job
+    jobs.claim_job(job.pk)
+    jobs.claim_job(job.pk)  # both runs "died" without finishing
+    assert analyse_job(job.pk, stub_predictor) == "skipped"
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "stopped 2 times" in job.error
+    assert stub_predictor.calls == 0
+
+
+def test_worker_side_failure_is_shown_on_case_page(login, owner, make_case, stub_predictor):
+    case = make_case(owner)
+    image = case.images.get()
+    with private_storage.open(image.original.name, "wb") as handle:  # storage corruption
+        handle.write(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
+    assert analyse_job(image.job.pk, stub_predictor) == "failed"
+    client = login(owner)
+    status = client.get(reverse("cases:status", args=[case.pk])).json()
+    assert status["status"] == "failed"
+    reason = status["images"][0]["error"]
+    assert "damaged or truncated" in reason and status["images"][0]["overlay_url"] is None
+    page = client.get(reverse("cases:detail", args=[case.pk]))
+    assert page.status_code == 200 and "damaged or truncated" in page.content.decode()
+
+
+def test_unexpected_error_fails_job_without_leaking_details(owner, make_case):
+    class Broken:
+        def predict(self, xray):
+            raise RuntimeError("secret internals")
+
+    job = make_case(owner).images.get().job
+    assert analyse_job(job.pk, Broken()) == "failed"
+    job.refresh_from_db()
+    assert "internal error" in job.error and "secret" not in job.error
+
+
+def test_deleted_case_job_is_skipped(owner, make_case, stub_predictor):
+    case = make_case(owner)
+    job_id = case.images.get().job.pk
+    case.delete()
+    assert analyse_job(job_id, stub_predictor) == "skipped"
+
+
+def test_stale_queued_jobs_are_found_for_resending(owner, make_case, stub_predictor):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    old, fresh, done = (make_case(owner).images.get().job for _ in range(3))
+    Job.objects.filter(pk__in=[old.pk, done.pk]).update(queued_at=timezone.now() - timedelta(minutes=10))
+    analyse_job(done.pk, stub_predictor)
+    assert jobs.stale_queued_job_ids(timedelta(minutes=5)) == [old.pk]

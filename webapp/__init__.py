@@ -1,0 +1,1 @@
+"""Pneumothorax Triage: the Django project (settings, URLs) and its apps."""

@@ -1,0 +1,25 @@
+"""Logins, logouts and failed logins go to the audit log, inside the request's transaction."""
+
+from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.dispatch import receiver
+
+from webapp.audit import services as audit
+from webapp.audit.models import Action
+
+
+@receiver(user_logged_in)
+def _logged_in(sender, request, user, **kwargs):
+    audit.record(user, Action.LOGIN, client_address=audit.client_address(request))
+
+
+@receiver(user_logged_out)
+def _logged_out(sender, request, user, **kwargs):
+    if user is not None:
+        audit.record(user, Action.LOGOUT, client_address=audit.client_address(request))
+
+
+@receiver(user_login_failed)
+def _login_failed(sender, credentials, request=None, **kwargs):
+    # Never the password: only the name that was tried.
+    audit.record(None, Action.LOGIN_FAILED, client_address=audit.client_address(request),
+                 detail={"username": str(credentials.get("username", ""))[:150]})

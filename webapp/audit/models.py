@@ -1,0 +1,61 @@
+"""The audit log: append-only. Rows are written by webapp.audit.services.record inside the
+transaction of the action they describe, and never changed afterwards: the model refuses
+updates and deletes, and on PostgreSQL a trigger refuses them too (migration 0002)."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Action(models.TextChoices):
+    LOGIN = "login", "Login"
+    LOGIN_FAILED = "login_failed", "Failed login"
+    LOGOUT = "logout", "Logout"
+    UPLOAD = "upload", "Upload"
+    VIEW_CASE = "view_case", "Case viewed"
+    VIEW_IMAGE = "view_image", "Image viewed"
+    DOWNLOAD = "download", "Download"
+    DELETE = "delete", "Deletion"
+
+
+class AppendOnlyError(RuntimeError):
+    pass
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are never edited.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are never deleted.")
+
+
+class AuditEvent(models.Model):
+    at = models.DateTimeField(default=timezone.now, db_index=True, editable=False)
+    # PROTECT: a user with an audit trail is deactivated, never deleted (the trail must stay).
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                             on_delete=models.PROTECT, related_name="audit_events")
+    username = models.CharField(max_length=150, blank=True)  # as it was at the time
+    action = models.CharField(max_length=32, choices=Action.choices, db_index=True)
+    # The object acted on, by type and id (not a foreign key: deleting a case keeps its trail).
+    object_type = models.CharField(max_length=64, blank=True)
+    object_id = models.CharField(max_length=64, blank=True, db_index=True)
+    client_address = models.GenericIPAddressField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["user", "-at"])]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.username or '-'} {self.action} {self.object_type} {self.object_id}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are never edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are never deleted.")

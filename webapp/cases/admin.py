@@ -1,0 +1,39 @@
+from django.contrib import admin
+
+from webapp.accounts.admin_access import RoleAdminMixin
+
+from .models import Case, CaseImage, Job
+
+
+class CaseImageInline(admin.TabularInline):
+    model = CaseImage
+    fields = ("original_name", "source_format", "width", "height", "size_bytes")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+
+@admin.register(Case)
+class CaseAdmin(RoleAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "owner", "created_at", "client_reference")
+    list_filter = ("created_at",)
+    search_fields = ("id", "owner__username", "client_reference")
+    readonly_fields = ("id", "owner", "created_at", "study_metadata")
+    inlines = [CaseImageInline]
+
+    def has_add_permission(self, request):
+        return False  # cases come from uploads, with their files, jobs and audit rows
+
+
+@admin.register(Job)
+class JobAdmin(RoleAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "image", "status", "attempts", "probability", "positive", "queued_at",
+                    "finished_at", "model_version")
+    list_filter = ("status", "positive", "model_version")
+    search_fields = ("image__case__id", "image__id")
+    # Results come from the model; an administrator may read them, not rewrite them.
+    readonly_fields = [f.name for f in Job._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -1,0 +1,108 @@
+"""A case holds images; each image has one inference job with its state and results.
+
+Files (original, preview, mask, overlay) live in private storage under
+``cases/<case>/<image>/``, named by id, never by the uploaded file name.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from .storage import get_private_storage
+
+
+class Case(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Set by API clients to recognise their own submissions (issue 4); unique per owner.
+    client_reference = models.CharField(max_length=200, blank=True, default="")
+    # Display-safe DICOM study fields of the first DICOM image (ml.reading.DICOM_DISPLAY_FIELDS).
+    study_metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["owner", "-created_at"])]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "client_reference"],
+                                    condition=~models.Q(client_reference=""),
+                                    name="case_unique_client_reference_per_owner"),
+        ]
+
+    def __str__(self):
+        return f"Case {self.id}"
+
+
+def _image_path(image, kind: str, extension: str) -> str:
+    return f"cases/{image.case_id}/{image.id}/{kind}.{extension}"
+
+
+class CaseImage(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="images")
+    position = models.PositiveSmallIntegerField(default=0)
+    original = models.FileField(storage=get_private_storage, max_length=300)
+    preview = models.FileField(storage=get_private_storage, max_length=300, blank=True)
+    original_name = models.CharField(max_length=255)  # sanitised, for display only
+    source_format = models.CharField(max_length=8)  # dicom | png | jpeg, detected from content
+    content_type = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    pixel_spacing_mm = models.JSONField(null=True, blank=True)  # [row, column] or null
+    metadata = models.JSONField(default=dict, blank=True)  # display-safe DICOM fields
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["position", "created_at"]
+
+    def __str__(self):
+        return f"{self.original_name} ({self.source_format})"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+TERMINAL_STATUSES = (JobStatus.DONE, JobStatus.FAILED)
+
+
+class Job(models.Model):
+    """One inference job per image. State changes only through webapp.cases.services.jobs,
+    each guarded by the state it expects, so a job delivered twice is harmless."""
+
+    image = models.OneToOneField(CaseImage, on_delete=models.CASCADE, related_name="job")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED,
+                              db_index=True)
+    error = models.TextField(blank=True)  # the reason, shown to the user, when failed
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # Identifies the run that holds the job; only that run may write its result.
+    run_token = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    probability = models.FloatField(null=True, blank=True)
+    positive = models.BooleanField(null=True, blank=True)
+    area_fraction = models.FloatField(null=True, blank=True)
+    area_cm2 = models.FloatField(null=True, blank=True)
+    model_version = models.CharField(max_length=100, blank=True)
+    timings_ms = models.JSONField(default=dict, blank=True)
+    mask = models.FileField(storage=get_private_storage, max_length=300, blank=True)
+    overlay = models.FileField(storage=get_private_storage, max_length=300, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "queued_at"])]
+
+    def __str__(self):
+        return f"Job {self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES

@@ -1,0 +1,134 @@
+"""Accepting uploads: each file is checked by its content (ml.reading decodes it fully), then the
+case, its images, their jobs and the audit row are written in one transaction; the jobs are
+sent to the queue only once that transaction has committed."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from ml.errors import XRayError
+from ml.reading import XRay, read_xray
+from webapp.audit import services as audit
+from webapp.audit.models import Action
+from webapp.cases.models import Case, CaseImage, Job
+from webapp.cases.services import rendering
+from webapp.cases.services.jobs import enqueue_job_on_commit
+from webapp.cases.storage import private_storage
+
+EXTENSIONS = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}
+CONTENT_TYPES = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg"}
+
+
+class UploadRejected(ValueError):
+    """The upload is refused; ``messages`` are shown to the user as they are."""
+
+    def __init__(self, messages: list[str]):
+        super().__init__("; ".join(messages))
+        self.messages = messages
+
+
+@dataclass(frozen=True)
+class ValidatedUpload:
+    name: str
+    data: bytes
+    xray: XRay
+    sha256: str
+
+
+def clean_filename(name: str | None) -> str:
+    """A display name: no directories, no control characters, bounded length."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in unicodedata.normalize("NFC", name)
+                   if unicodedata.category(ch)[0] != "C")
+    name = re.sub(r"\s+", " ", name).strip() or "unnamed"
+    if len(name) > 200:
+        stem, dot, extension = name.rpartition(".")
+        name = (stem[:190] + "." + extension[:9]) if dot and len(extension) < 10 else name[:200]
+    return name
+
+
+def validate_upload(uploaded_file) -> ValidatedUpload:
+    """Read one uploaded file (a Django UploadedFile or anything with .name/.size/.read()).
+    Raises UploadRejected with a message naming the file."""
+    name = clean_filename(getattr(uploaded_file, "name", ""))
+    limit = settings.MAX_UPLOAD_FILE_BYTES
+    size = getattr(uploaded_file, "size", None)
+    if size is not None and size > limit:
+        raise UploadRejected([f"{name}: the file is larger than the limit of {limit // 2**20} MB."])
+    data = uploaded_file.read(limit + 1)
+    if len(data) > limit:
+        raise UploadRejected([f"{name}: the file is larger than the limit of {limit // 2**20} MB."])
+    try:
+        xray = read_xray(data)
+    except XRayError as exc:
+        raise UploadRejected([f"{name}: {exc}"]) from exc
+    return ValidatedUpload(name=name, data=data, xray=xray, sha256=hashlib.sha256(data).hexdigest())
+
+
+def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
+    """All or nothing: every problem is reported, and one bad file refuses the whole case."""
+    files = list(uploaded_files)
+    if not files:
+        raise UploadRejected(["Choose at least one X-ray file."])
+    if len(files) > settings.MAX_UPLOAD_FILES:
+        raise UploadRejected([f"At most {settings.MAX_UPLOAD_FILES} files per case."])
+    validated, problems = [], []
+    for uploaded in files:
+        try:
+            validated.append(validate_upload(uploaded))
+        except UploadRejected as exc:
+            problems.extend(exc.messages)
+    if problems:
+        raise UploadRejected(problems)
+    return validated
+
+
+def create_case(user, uploaded_files, client_address: str | None,
+                client_reference: str | None = None) -> Case:
+    """Create a case from uploaded files and queue one job per image. Raises UploadRejected."""
+    validated = validate_uploads(uploaded_files)
+    client_reference = (client_reference or "").strip()[:200]
+    if client_reference and Case.objects.filter(owner=user, client_reference=client_reference).exists():
+        raise UploadRejected([f"You already have a case with the reference {client_reference!r}."])
+
+    first_dicom = next((v.xray.metadata for v in validated if v.xray.source_format == "dicom"), {})
+    # Files are written before the rows commit: a rollback leaves orphan files (harmless, never
+    # served), whereas the opposite order could leave rows pointing at nothing.
+    with transaction.atomic():
+        case = Case.objects.create(owner=user, client_reference=client_reference,
+                                   study_metadata=dict(first_dicom))
+        for position, upload in enumerate(validated):
+            image = _store_image(case, position, upload)
+            job = Job.objects.create(image=image)
+            enqueue_job_on_commit(job.pk)
+        audit.record(user, Action.UPLOAD, case, client_address, detail={
+            "images": [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
+                        "format": i.source_format} for i in case.images.all()],
+        })
+    return case
+
+
+def _store_image(case: Case, position: int, upload: ValidatedUpload) -> CaseImage:
+    xray = upload.xray
+    image = CaseImage(
+        case=case, position=position, original_name=upload.name,
+        source_format=xray.source_format, content_type=CONTENT_TYPES[xray.source_format],
+        size_bytes=len(upload.data), sha256=upload.sha256, width=xray.width, height=xray.height,
+        pixel_spacing_mm=list(xray.pixel_spacing_mm) if xray.pixel_spacing_mm else None,
+        metadata=dict(xray.metadata),
+    )
+    folder = f"cases/{case.pk}/{image.pk}"
+    image.original.name = private_storage.save(
+        f"{folder}/original.{EXTENSIONS[xray.source_format]}", ContentFile(upload.data))
+    # A browser cannot show DICOM: keep an 8-bit PNG so the page shows the X-ray at once.
+    image.preview.name = private_storage.save(
+        f"{folder}/preview.png", ContentFile(rendering.preview_png(xray.pixels)))
+    image.save()
+    return image

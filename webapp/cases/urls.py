@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "cases"
+urlpatterns = [
+    path("", views.case_list, name="list"),
+    path("new/", views.upload, name="upload"),
+    path("<uuid:case_id>/", views.case_detail, name="detail"),
+    path("<uuid:case_id>/status.json", views.case_status, name="status"),
+    path("<uuid:case_id>/delete/", views.case_delete, name="delete"),
+    path("<uuid:case_id>/images/<uuid:image_id>/<str:kind>.png", views.image_file, name="image_file"),
+]

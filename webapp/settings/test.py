@@ -1,0 +1,24 @@
+"""pytest: the real PostgreSQL and Redis on 127.0.0.1 unless the environment names others.
+
+pytest-django creates ``test_<NAME>`` from DATABASE_URL; the end-to-end worker process is
+pointed at that same test database and Redis database by tests/e2e/conftest.py.
+"""
+
+from .base import *  # noqa: F401,F403
+from .base import VAR_DIR, env
+
+DEBUG = False
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-insecure-key")
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pneumothorax")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = True
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/11")
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "test-media")
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# No collectstatic in tests: serve static files straight from the app folders.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

@@ -1,0 +1,67 @@
+// Case page: poll the status view about once a second; when an image's job is done, swap the
+// X-ray for its overlay and show the result; when it failed, show the reason. Stops when every
+// image has finished. No framework, no CDN.
+(function () {
+  "use strict";
+  var root = document.getElementById("case");
+  if (!root) { return; }
+  var statusUrl = root.dataset.statusUrl;
+  var shown = {};
+
+  function percent(x) { return (100 * x).toFixed(x < 0.01 ? 2 : 1) + "%"; }
+
+  function describe(image) {
+    if (image.status !== "done") { return ""; }
+    var text = image.positive ? "Pneumothorax suspected" : "No pneumothorax detected";
+    text += " · probability " + image.probability.toFixed(2);
+    if (image.positive) {
+      text += " · area " + percent(image.area_fraction) + " of the image";
+      if (image.area_cm2 !== null) { text += " (" + image.area_cm2.toFixed(1) + " cm²)"; }
+    }
+    return text + " · model " + image.model_version;
+  }
+
+  function update(image) {
+    var section = document.getElementById("image-" + image.id);
+    if (!section) { return; }
+    var part = function (role) { return section.querySelector('[data-role="' + role + '"]'); };
+    var badge = part("status");
+    badge.textContent = image.status;
+    badge.className = "status status-" + image.status;
+    if (image.status === "failed") {
+      part("error").textContent = image.error;
+      part("error").hidden = false;
+    }
+    if (image.status === "done" && !shown[image.id]) {
+      shown[image.id] = true;
+      part("result").textContent = describe(image);
+      var picture = part("picture");
+      picture.onload = function () { picture.dataset.overlayLoaded = "1"; };
+      picture.id = "overlay-" + image.id;
+      picture.alt = "Overlay: " + (image.positive ? "pneumothorax outlined" : "no pneumothorax outlined");
+      picture.src = image.overlay_url;
+      part("caption").textContent = image.positive
+        ? "Yellow outline and red tint: the area the model marks as pneumothorax."
+        : "The model marks no pneumothorax on this image.";
+      part("overlay-download").href = image.overlay_url + "?download=1";
+      part("mask-download").href = image.mask_url + "?download=1";
+      part("downloads").hidden = false;
+    }
+  }
+
+  function poll() {
+    fetch(statusUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("status " + response.status); }
+        return response.json();
+      })
+      .then(function (payload) {
+        payload.images.forEach(update);
+        var finished = payload.images.every(function (i) { return i.status === "done" || i.status === "failed"; });
+        root.dataset.caseStatus = payload.status;
+        if (!finished) { window.setTimeout(poll, 1000); }
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });  // network blip: keep trying, slower
+  }
+  poll();
+}());

@@ -1,0 +1,55 @@
+"""The model inside a worker process: checked at start-up, loaded once, reused for every job.
+torch is imported here lazily: only worker processes ever pay for it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+log = logging.getLogger(__name__)
+
+_predictor = None
+_lock = threading.Lock()
+
+# Ask NVML, not the CUDA driver, whether a GPU exists: the parent must not initialise CUDA
+# before forking its pool processes.
+os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+
+
+def check_model() -> str | None:
+    """None if the configured model file is usable, else the reason (for a start-up error)."""
+    from ml.checkpoint import CheckpointError, read_info
+    from ml.inference import configured_model_path
+
+    path = configured_model_path()
+    if not path.is_file():
+        return (f"no trained model at {path}. Train one (python -m ml.train) or set "
+                "PNEUMOTHORAX_MODEL to the model file.")
+    try:
+        info = read_info(path)
+    except CheckpointError as exc:
+        return str(exc)
+    log.info("model %s (%s px) at %s", info.version, info.image_size, path)
+    return None
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def get_predictor():
+    global _predictor
+    if _predictor is None:
+        with _lock:
+            if _predictor is None:
+                from django.conf import settings
+                from ml.inference import Predictor
+
+                device = "cuda" if cuda_available() else "cpu"
+                _predictor = Predictor(device=device, threads=settings.INFERENCE_THREADS,
+                                       flip_tta=settings.INFERENCE_FLIP_TTA)
+                log.info("pid %s loaded model %s on %s", os.getpid(), _predictor.version, device)
+    return _predictor

@@ -1,0 +1,37 @@
+"""Worker start-up: refuse to start without a model, choose queues, load the model once per
+pool process. These run only in `celery worker` processes, never in the web."""
+
+import logging
+import os
+import sys
+
+from celery.signals import celeryd_after_setup, worker_process_init
+
+log = logging.getLogger(__name__)
+
+GPU_QUEUE = "gpu"
+
+
+@celeryd_after_setup.connect
+def check_model_and_choose_queues(sender, instance, conf, **kwargs):
+    from workers.model import check_model, cuda_available
+
+    problem = check_model()
+    if problem:
+        # The product never runs an untrained model as if it were a result.
+        print(f"ERROR: the worker cannot start: {problem}", file=sys.stderr, flush=True)
+        os._exit(78)  # EX_CONFIG; SystemExit would be swallowed by Celery's signal dispatch
+    queues = instance.app.amqp.queues
+    selected = set(queues.consume_from)
+    consuming_everything = selected == set(queues)  # no -Q on the command line
+    if consuming_everything and GPU_QUEUE in selected and not cuda_available():
+        queues.deselect(GPU_QUEUE)
+    log.info("worker %s consumes queues: %s", sender, ", ".join(sorted(queues.consume_from)))
+
+
+@worker_process_init.connect
+def load_model(**kwargs):
+    # Each pool process loads the model once, before its first job, so no job pays for it.
+    from workers.model import get_predictor
+
+    get_predictor()

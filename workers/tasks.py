@@ -1,0 +1,17 @@
+"""Thin tasks: ids in, a service call, nothing else. Delivery guarantees (acks_late, reject on
+worker lost, prefetch 1, time limits) come from settings; idempotence comes from the guarded
+state transitions in webapp.cases.services.jobs."""
+
+from django.db import DatabaseError
+
+from workers.celery_app import app
+
+
+@app.task(name="workers.tasks.analyse_image", bind=True, acks_late=True,
+          reject_on_worker_lost=True, autoretry_for=(DatabaseError,), retry_backoff=2,
+          retry_backoff_max=60, max_retries=5)
+def analyse_image(self, job_id: int) -> str:
+    from webapp.cases.services.pipeline import analyse_job
+    from workers.model import get_predictor
+
+    return analyse_job(job_id, get_predictor(), worker=self.request.hostname or "")
