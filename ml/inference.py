@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from ml.checkpoint import CheckpointError, ModelInfo, load_model
+from ml.checkpoint import CheckpointError, ModelInfo, OperatingPoint, load_model
 from ml.reading import XRay, read_xray
 from ml.training_data import to_input_tensor
 
@@ -45,6 +45,28 @@ class Prediction:
     area_cm2: float | None  # where the DICOM gives a pixel spacing
     model_version: str
     timings_ms: dict = field(default_factory=dict)
+
+
+def upsample(probability_map: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Pixel probabilities at the model's resolution -> at the image's own size (bilinear)."""
+    return cv2.resize(probability_map, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def decide(probability_map: np.ndarray, probability: float, point: OperatingPoint,
+           height: int, width: int) -> tuple[np.ndarray, bool, float]:
+    """The call at an operating point: (mask (H, W) bool, positive, area fraction).
+
+    Shared by the predictor and by ``ml.evaluate``, so that the figures measured there are the
+    figures of exactly this decision rule.
+    """
+    mask = upsample(probability_map, height, width) >= point.pixel_threshold
+    area_fraction = float(mask.mean())
+    positive = bool(probability >= point.image_threshold and mask.any()
+                    and area_fraction >= point.min_area_fraction)
+    if not positive:
+        mask[:] = False
+        area_fraction = 0.0
+    return mask, positive, area_fraction
 
 
 class Predictor:
@@ -104,15 +126,8 @@ class Predictor:
 
     def _decide(self, xray: XRay, probability_map: np.ndarray, probability: float,
                 inference_ms: float) -> Prediction:
-        point = self.info.operating_point
-        full = cv2.resize(probability_map, (xray.width, xray.height), interpolation=cv2.INTER_LINEAR)
-        mask = full >= point.pixel_threshold
-        area_fraction = float(mask.mean())
-        positive = probability >= point.image_threshold and mask.any() \
-            and area_fraction >= point.min_area_fraction
-        if not positive:
-            mask[:] = False
-            area_fraction = 0.0
+        mask, positive, area_fraction = decide(probability_map, probability,
+                                               self.info.operating_point, xray.height, xray.width)
         area_cm2 = None
         if xray.pixel_spacing_mm is not None:
             row_mm, column_mm = xray.pixel_spacing_mm

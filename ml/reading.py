@@ -146,13 +146,18 @@ def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
+
+
 def _read_dicom(data: bytes) -> XRay:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        dataset = pydicom.dcmread(io.BytesIO(data))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # truncation is reported below
+            dataset = pydicom.dcmread(io.BytesIO(data))
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
         raise CorruptImage(f"The DICOM file is damaged or truncated ({exc}).") from exc
     except Exception as exc:  # pydicom can raise many types on hostile headers
@@ -164,6 +169,9 @@ def _read_dicom(data: bytes) -> XRay:
             f"This DICOM is a {modality} study; only chest radiographs (CR/DX) are supported."
         )
     if "PixelData" not in dataset:
+        if _PIXEL_DATA_TAG in data:
+            # pydicom stops quietly (a warning) at a cut-off element: the pixel data was there
+            raise CorruptImage("The DICOM file is truncated: its pixel data is cut off.")
         raise NoPixelData("The DICOM file has no pixel data (it holds no image).")
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     if frames > 1:

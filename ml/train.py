@@ -29,7 +29,7 @@ from tqdm import tqdm
 from ml import metrics
 from ml.augment import training_transform
 from ml.cache import load_cache
-from ml.checkpoint import ModelInfo, save_model
+from ml.checkpoint import ModelInfo, load_model, save_model
 from ml.datasets import split_by_patient
 from ml.losses import HybridLoss
 from ml.model import PRETRAINED_PACKAGES, build_model
@@ -61,6 +61,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="data loader processes")
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--init", metavar="MODEL_FILE",
+                   help="start from the weights of a model file (a second, lower-lr stage)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -117,14 +119,17 @@ def validate(model, loader, loss_fn, device, autocast) -> dict:
         labels.extend(batch_labels.cpu().numpy().astype(bool).tolist())
         scores.extend(positive_image.tolist())
     model.train()
-    labels_array, dices_array = np.array(labels), np.array(dices)
-    return {
+    labels_array, dices_array = np.array(labels, dtype=bool), np.array(dices)
+    both_classes = labels_array.any() and not labels_array.all()
+    challenge = metrics.challenge_score(dices_array, labels_array)
+    return {  # a tiny (--limit) validation set may miss a class: no crash, NaN where undefined
         "val_loss": float(np.mean(losses)),
-        "dice_positive": float(dices_array[labels_array].mean()),
-        "auc": metrics.roc_auc(scores, labels_array),
-        "challenge": metrics.challenge_score(dices_array, labels_array),
+        "dice_positive": float(dices_array[labels_array].mean()) if labels_array.any() else float("nan"),
+        "auc": metrics.roc_auc(scores, labels_array) if both_classes else float("nan"),
+        "challenge": challenge,
         "challenge_22": metrics.challenge_score(dices_array, labels_array,
-                                                metrics.CHALLENGE_POSITIVE_FRACTION),
+                                                metrics.CHALLENGE_POSITIVE_FRACTION)
+        if both_classes else challenge,
     }
 
 
@@ -166,7 +171,13 @@ def main(argv=None) -> Path:
         (out / "validation_ids.txt").write_text("".join(f"{s.image_id}\n" for s in val_samples))
 
     pretrained = args.pretrained if args.pretrained is not None else args.encoder in PRETRAINED_PACKAGES
-    model = build_model(args.encoder, pretrained=pretrained).to(device)
+    model = build_model(args.encoder, pretrained=pretrained and not args.init)
+    if args.init:
+        initial, initial_info = load_model(args.init)
+        if initial_info.encoder != args.encoder:
+            raise SystemExit(f"--init model has encoder {initial_info.encoder}, not {args.encoder}")
+        model.load_state_dict(initial.state_dict())
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     if world.world > 1:
@@ -259,7 +270,9 @@ def main(argv=None) -> Path:
         if world.is_main:
             row = {"epoch": epoch + 1, "step": state["step"], "elapsed_min": round(state["elapsed"] / 60, 2),
                    "lr": lr, "train_loss": float(np.mean(running)) if running else float("nan")}
-            row.update(validate(model, val_loader, loss_fn, device, autocast))
+            # the bare module: a DDP forward on rank 0 alone would wait for the others (buffer sync)
+            row.update(validate(model.module if world.world > 1 else model, val_loader, loss_fn, device,
+                                autocast))
             state["history"].append(row)
             write_metrics(state["history"], out / "metrics.csv")
             plot_curves(state["history"], out / "curves.png")

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# One command on a GPU machine (the device tool runs it from the repository root):
+#
+#     bash ml/gpu_train.sh            # carry: cache/subset-512 (build it here first, see below)
+#
+# Builds the 512 px cache if it is absent (needs the shared data beside the repository), trains
+# efficientnet-b3 (from scratch), tf_efficientnet_lite2 and tf_efficientnet_lite0 (ImageNet) at
+# 512 px with bf16 autocast (ml.train turns it on for CUDA) under a wall-time cap that keeps the
+# whole command inside 10 minutes, evaluates each model where the original images are present,
+# and leaves every model file plus the best one (by validation challenge metric at 22%) in $OUT.
+#
+# Build the cache on the CPU machine beforehand, so that it travels (about 37 MB at quality 75):
+#     python -m ml.cache --layout subset --root ../shared/data/siim-acr-subset --size 512 --quality 75 --out cache/subset-512
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+OUT=${OUT:-runs/gpu}
+DATA=${DATA:-../shared/data/siim-acr-subset}
+CACHE=${CACHE:-cache/subset-512}
+MINUTES=${MINUTES:-2.2}        # training minutes per encoder (3 encoders + validation + startup < 10 min)
+ENCODERS=${ENCODERS:-"efficientnet-b3 tf_efficientnet_lite2 tf_efficientnet_lite0"}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+
+if [ ! -f "$CACHE/index.csv" ]; then
+    if [ ! -f "$DATA/labels.csv" ]; then
+        echo "no cache at $CACHE and no data at $DATA: build the cache first and carry it" >&2
+        exit 1
+    fi
+    "$PY" -m ml.cache --layout subset --root "$DATA" --size 512 --quality 75 --workers "$(nproc)" --out "$CACHE"
+fi
+
+for encoder in $ENCODERS; do
+    run="$OUT/${encoder}-512"
+    "$PY" -m ml.train --cache "$CACHE" --encoder "$encoder" --out "$run" \
+        --epochs 30 --max-minutes "$MINUTES" --batch-size 16 --workers 8 --quiet
+    rm -f "$run/last.pt"   # optimiser state: large, and not needed to ship
+    if [ -f "$DATA/labels.csv" ]; then
+        "$PY" -m ml.evaluate --model "$run/best.safetensors" --layout subset --root "$DATA" \
+            --out "$run/eval" --device cuda --set-operating-point --quiet
+    else
+        echo "original images not here: evaluate $run/best.safetensors on the CPU machine"
+    fi
+done
+
+# the best by validation challenge metric at 22% positives, as recorded in each model file
+"$PY" - "$OUT" $ENCODERS <<'PYTHON'
+import shutil, sys
+from pathlib import Path
+from ml.checkpoint import read_info
+out, encoders = Path(sys.argv[1]), sys.argv[2:]
+scores = {}
+for encoder in encoders:
+    path = out / f"{encoder}-512" / "best.safetensors"
+    if path.exists():
+        info = read_info(path)
+        test = info.evaluation.get("test", {})
+        scores[path] = test.get("challenge_22") or info.training["validation"]["challenge_22"]
+        print(f"{encoder}: {scores[path]:.4f} ({'test half' if test else 'training validation'})")
+best = max(scores, key=scores.get)
+shutil.copy(best, out / "pneumothorax-unet.safetensors")
+print(f"best: {best} -> {out / 'pneumothorax-unet.safetensors'}")
+PYTHON

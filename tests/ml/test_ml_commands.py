@@ -1,0 +1,74 @@
+"""python -m ml.predict and python -m ml.evaluate, end to end on tiny inputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+from PIL import Image
+
+from ml import evaluate, predict
+from ml.checkpoint import OperatingPoint, read_info
+
+REQUIRED = {"image_id", "probability", "positive", "area_fraction", "area_cm2", "model_version", "error"}
+
+
+def test_predict_command(tiny_model, shared_data, labels, pick, tmp_path):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    dicom, png = pick(labels, ".dcm", False)[0], pick(labels, ".png", True)[0]
+    (inputs / "chest-a.dcm").symlink_to(shared_data / dicom["image"])
+    (inputs / "notes.png").write_text("not an image")
+    single = shared_data / png["image"]
+    out = tmp_path / "out"
+    assert predict.main(["--input", str(inputs), str(single), "--out", str(out),
+                         "--model", str(tiny_model), "--quiet"]) == 0
+    with open(out / "predictions.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert REQUIRED <= set(reader.fieldnames)
+        rows = {row["image_id"]: row for row in reader}
+    assert set(rows) == {"chest-a", "notes", png["image_id"]}
+    assert rows["notes"]["error"] and not rows["notes"]["probability"]
+    version = read_info(tiny_model).version
+    for image_id in ("chest-a", png["image_id"]):
+        row = rows[image_id]
+        assert not row["error"] and row["model_version"] == version
+        assert 0.0 <= float(row["probability"]) <= 1.0 and row["positive"] in ("0", "1")
+        mask = np.asarray(Image.open(out / f"{image_id}.png"))
+        assert mask.shape == (1024, 1024) and set(np.unique(mask).tolist()) <= {0, 255}
+        assert float(row["area_fraction"]) == np.float64((mask > 0).mean()).round(6)
+    assert rows["chest-a"]["area_cm2"] != "" and rows[png["image_id"]]["area_cm2"] == ""
+    # every input failing is the only failure of the command
+    assert predict.main(["--input", str(inputs / "notes.png"), "--out", str(tmp_path / "bad"),
+                         "--model", str(tiny_model), "--quiet"]) == 1
+    assert predict.main(["--input", str(single), "--out", str(tmp_path / "none"),
+                         "--model", str(tmp_path / "missing.safetensors"), "--quiet"]) == 2
+
+
+def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "model.safetensors"
+    shutil.copy(tiny_model, model)
+    shutil.copy(tiny_model.parent / "validation_ids.txt", run / "validation_ids.txt")
+    out = tmp_path / "eval"
+    report = evaluate.main(["--model", str(model), "--layout", "folders", "--root", str(tiny_dataset),
+                            "--out", str(out), "--limit", "8", "--set-operating-point", "--quiet"])
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["operating_point"] == report["operating_point"]
+    assert on_disk["split"]["verified_against"] == str(run / "validation_ids.txt")
+    data = on_disk["data"]
+    assert data["calibration_images"] + data["test_images"] == data["held_out_images"] == 8
+    test = on_disk["test"]
+    for key in ("challenge_own_mix", "challenge_22", "dice_positive", "auc", "sensitivity", "specificity",
+                "images", "positives", "negatives", "dicom_only"):
+        assert key in test, key
+    assert test["positives"] > 0 and test["negatives"] > 0 and 0 <= test["auc"] <= 1
+    assert {"auc", "sensitivity", "specificity", "images"} <= set(test["dicom_only"])
+    assert (out / "roc.png").stat().st_size > 0 and (out / "worst_cases.png").stat().st_size > 0
+    info = read_info(model)
+    assert info.operating_point == OperatingPoint(**on_disk["operating_point"])
+    assert info.evaluation["test"]["challenge_22"] == test["challenge_22"]
+    assert info.version == read_info(tiny_model).version  # same weights

@@ -1,0 +1,93 @@
+"""The cache, a few training steps that lower the loss, ml.train end to end and under torchrun."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+import torch
+
+from conftest import TINY_SIZE
+
+REPO = Path(__file__).parents[2]
+
+
+def test_cache(tiny_cache, tiny_dataset):
+    from ml.cache import INDEX_FIELDS, load_cache
+
+    with open(tiny_cache / "index.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert tuple(reader.fieldnames) == INDEX_FIELDS
+        rows = list(reader)
+    assert len(rows) == 16
+    assert {r["source_format"] for r in rows} == {"dicom", "jpeg", "png"}
+    for sample in load_cache(tiny_cache):
+        image = cv2.imread(str(sample.image_path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+        assert image.shape == mask.shape == (TINY_SIZE, TINY_SIZE)
+        assert set(mask.reshape(-1).tolist()) <= {0, 255}
+        assert bool(mask.any()) == sample.has_pneumothorax
+
+
+def test_few_steps_lower_the_loss(tiny_cache):
+    from ml.cache import load_cache
+    from ml.losses import HybridLoss
+    from ml.model import build_model
+    from ml.training_data import CachedSegmentationDataset
+
+    torch.manual_seed(0)
+    samples = load_cache(tiny_cache)
+    chosen = [s for s in samples if s.has_pneumothorax][:2] + [s for s in samples if not s.has_pneumothorax][:2]
+    data = CachedSegmentationDataset(chosen)
+    batch = {key: torch.stack([torch.as_tensor(data[i][key]) for i in range(len(chosen))])
+             for key in ("image", "mask", "label")}
+    # 64 px keeps this quick on two busy cores; masks stay non-empty (area-max pooling)
+    batch["image"] = torch.nn.functional.avg_pool2d(batch["image"], TINY_SIZE // 64)
+    batch["mask"] = torch.nn.functional.max_pool2d(batch["mask"], TINY_SIZE // 64)
+    model = build_model("tf_efficientnet_lite0", pretrained=True).train()
+    loss_fn = HybridLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(8):
+        mask_logits, class_logits = model(batch["image"])
+        loss = loss_fn(mask_logits, class_logits, batch["mask"], batch["label"])["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert min(losses[-3:]) < 0.85 * losses[0], losses
+
+
+def test_train_writes_its_outputs(tiny_model):
+    from ml.checkpoint import read_info
+
+    run = tiny_model.parent
+    for name in ("metrics.csv", "curves.png", "validation_ids.txt", "last.pt"):
+        assert (run / name).is_file(), name
+    info = read_info(tiny_model)
+    assert info.encoder == "tf_efficientnet_lite0" and info.image_size == TINY_SIZE
+    assert info.training["config"]["val_fraction"] == 0.5
+    assert info.version.startswith(f"unet-tf_efficientnet_lite0-{TINY_SIZE}px-")
+
+
+@pytest.mark.ddp
+def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "ml.train", "--cache", str(tiny_cache), "--out", str(out), "--encoder", "tf_efficientnet_lite0",
+         "--limit", "16", "--epochs", "1", "--batch-size", "2", "--val-fraction", "0.5", "--threads", "1",
+         "--quiet"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from ml.checkpoint import read_info
+
+    info = read_info(out / "best.safetensors")
+    assert info.training["config"]["world_size"] == 2
+    assert info.training["validation"]["step"] == 2  # 8 training images / (2 processes x 2)
