@@ -100,12 +100,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--root", required=True, help="dataset folder (the DICOM tree for siim)")
     parser.add_argument("--rle-csv", help="siim layout: the challenge's annotation CSV")
     parser.add_argument("--encoding", choices=("relative", "standard"), default="relative")
+    parser.add_argument("--patients-csv", help="siim layout: image_id,patient_id rows for the split")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--quality", type=int, default=85)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding)
+    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding,
+                           args.patients_csv)
     out = build_cache(samples, args.out, args.size, args.quality, args.workers)
     print(f"cached {len(samples)} images at {args.size}px into {out}")
 

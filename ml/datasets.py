@@ -75,12 +75,23 @@ def read_rle_csv(path: str | Path) -> dict[str, list[str]]:
     return rows
 
 
-def load_siim(dicom_root: str | Path, rle_csv: str | Path, encoding: str = "relative") -> list[Sample]:
+def read_patient_csv(path: str | Path) -> dict[str, str]:
+    """``image_id,patient_id`` rows -> a mapping (e.g. the NIH patient numbers of the images)."""
+    with open(path, newline="") as handle:
+        return {row["image_id"].strip(): row["patient_id"].strip() for row in csv.DictReader(handle)}
+
+
+def load_siim(dicom_root: str | Path, rle_csv: str | Path, encoding: str = "relative",
+              patients_csv: str | Path | None = None) -> list[Sample]:
     """The official layout. ``encoding`` is ``relative`` (stage 1) or ``standard`` (stage 2).
 
-    The patient id is read from each DICOM header (PatientID), as the official CSV has none.
-    Images without a row in the CSV are skipped: they have no ground truth.
+    The patient of each image comes from ``patients_csv`` (``image_id,patient_id``) where given,
+    else from the DICOM header's PatientID. The challenge anonymised PatientID per image, so
+    without a patient CSV a split of that data is in effect by image: pass one (for example the
+    NIH ChestX-ray14 patient numbers) to keep a patient's films on one side of the split.
+    Images without a row in the annotation CSV are skipped: they have no ground truth.
     """
+    patients = read_patient_csv(patients_csv) if patients_csv else {}
     import pydicom
 
     if encoding not in ("relative", "standard"):
@@ -97,7 +108,7 @@ def load_siim(dicom_root: str | Path, rle_csv: str | Path, encoding: str = "rela
             Sample(
                 image_id=image_id,
                 image_path=path,
-                patient_id=str(header.get("PatientID", image_id)),
+                patient_id=patients.get(image_id) or str(header.get("PatientID", image_id)),
                 has_pneumothorax=any(r not in ("", rle.EMPTY) for r in rows),
                 rle_rows=rows,
                 rle_relative=encoding == "relative",
@@ -122,13 +133,13 @@ def load_folders(root: str | Path) -> list[Sample]:
 
 
 def load_dataset(layout: str, root: str | Path, rle_csv: str | Path | None = None,
-                 encoding: str = "relative") -> list[Sample]:
+                 encoding: str = "relative", patients_csv: str | Path | None = None) -> list[Sample]:
     if layout == "subset":
         return load_subset(root)
     if layout == "siim":
         if rle_csv is None:
             raise ValueError("The siim layout needs --rle-csv")
-        return load_siim(root, rle_csv, encoding)
+        return load_siim(root, rle_csv, encoding, patients_csv)
     if layout == "folders":
         return load_folders(root)
     raise ValueError(f"Unknown layout {layout!r}: subset, siim or folders")

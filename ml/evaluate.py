@@ -317,6 +317,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--root", required=True)
     p.add_argument("--rle-csv", help="siim layout: the challenge's annotation CSV")
     p.add_argument("--encoding", choices=("relative", "standard"), default="relative")
+    p.add_argument("--patients-csv", help="siim layout: image_id,patient_id rows for the split")
     p.add_argument("--out", required=True)
     p.add_argument("--flip-tta", action="store_true", help="horizontal-flip test-time augmentation")
     p.add_argument("--set-operating-point", action="store_true",
@@ -341,7 +342,8 @@ def main(argv=None) -> dict:
 
     info = read_info(model_path)
     config = info.training.get("config", {})
-    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding)
+    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding,
+                           args.patients_csv)
     held_out = held_out_samples(samples, config)
 
     ids_path = Path(args.validation_ids) if args.validation_ids else model_path.parent / "validation_ids.txt"

@@ -102,6 +102,13 @@ def test_official_siim_layout(tmp_path, shared_data, labels, pick, rle_rows, mak
                 assert sample.patient_id == f"patient-{sample.image_id[-6:]}"
             assert read_xray(sample.image_path).pixels.shape == (1024, 1024)
 
+    # a patient CSV (e.g. NIH patient numbers) overrides the per-image anonymised PatientID
+    patients_csv = tmp_path / "patients.csv"
+    patients_csv.write_text("image_id,patient_id\n" + "".join(
+        f"{image_id},{by_id[image_id]['patient_id']}\n" for image_id in annotated))
+    samples = load_siim(tree, tmp_path / "train-rle-relative.csv", "relative", patients_csv)
+    assert {s.image_id: s.patient_id for s in samples} == {i: by_id[i]["patient_id"] for i in annotated}
+
 
 def test_folders_layout(tiny_dataset, labels, tmp_path):
     by_id = {row["image_id"]: row for row in labels}
