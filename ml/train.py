@@ -63,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--checkpoint-minutes", type=float, default=10.0)
     p.add_argument("--resume", action="store_true")
     p.add_argument("--init", metavar="MODEL_FILE",
-                   help="start from the weights of a model file (a second, lower-lr stage)")
+                   help="start from a model file or a run's last.pt (a second, lower-lr stage)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -94,6 +94,20 @@ class Distributed:
     def close(self) -> None:
         if self.world > 1:
             dist.destroy_process_group()
+
+
+def initial_weights(path: str, encoder: str) -> dict:
+    """Weights to start from: a model file (.safetensors) or another run's ``last.pt``."""
+    if str(path).endswith(".pt"):
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        found = saved["config"]["encoder"]
+        weights = saved["model"]
+    else:
+        initial, info = load_model(path)
+        found, weights = info.encoder, initial.state_dict()
+    if found != encoder:
+        raise SystemExit(f"--init {path} has encoder {found}, not {encoder}")
+    return weights
 
 
 def learning_rate(base: float, progress: float, warmup: float = 0.03) -> float:
@@ -186,10 +200,7 @@ def main(argv=None) -> Path:
     pretrained = args.pretrained if args.pretrained is not None else args.encoder in PRETRAINED_PACKAGES
     model = build_model(args.encoder, pretrained=pretrained and not args.init)
     if args.init:
-        initial, initial_info = load_model(args.init)
-        if initial_info.encoder != args.encoder:
-            raise SystemExit(f"--init model has encoder {initial_info.encoder}, not {args.encoder}")
-        model.load_state_dict(initial.state_dict())
+        model.load_state_dict(initial_weights(args.init, args.encoder))
     model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)

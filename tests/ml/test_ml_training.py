@@ -75,6 +75,23 @@ def test_train_writes_its_outputs(tiny_model):
     assert info.version.startswith(f"unet-tf_efficientnet_lite0-{TINY_SIZE}px-")
 
 
+def test_second_stage_starts_from_the_first_stages_weights(tiny_model):
+    import torch
+
+    from ml.checkpoint import load_model
+    from ml.train import initial_weights
+
+    shipped, _ = load_model(tiny_model)
+    last = torch.load(tiny_model.parent / "last.pt", map_location="cpu", weights_only=False)["model"]
+    from_model_file = initial_weights(str(tiny_model), "tf_efficientnet_lite0")
+    from_last = initial_weights(str(tiny_model.parent / "last.pt"), "tf_efficientnet_lite0")
+    for key, tensor in shipped.state_dict().items():
+        assert torch.equal(from_model_file[key], tensor), key
+        assert torch.equal(from_last[key], last[key]), key
+    with pytest.raises(SystemExit, match="efficientnet-b3"):
+        initial_weights(str(tiny_model), "efficientnet-b3")
+
+
 @pytest.mark.ddp
 def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
     out = tmp_path / "ddp"
