@@ -280,7 +280,7 @@ def main(argv=None) -> Path:
             losses["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
-            running.append(float(losses["loss"]))
+            running.append(losses["loss"].item())
             state.update(step=state["step"] + 1, batch=batch_index + 1, running=running[-2000:],
                          elapsed=time.monotonic() - started)
             progress_bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}", lr=f"{lr:.1e}")

@@ -72,3 +72,12 @@ def login():
         client.force_login(user)
         return client
     return make
+
+
+# Real processes for tests/faults and tests/bad_inputs (own Redis, a PostgreSQL proxy, one fault
+# worker), shared by both suites: session fixtures must live here to be shared (issue 5).
+from tests.reliability_harness import db_proxy, fault_worker, live_worker, own_redis  # noqa: E402,F401
+
+
+# The real Celery worker fixtures, shared by tests/e2e and tests/api (one worker per session).
+from tests.worker_fixtures import celery_worker_process, wait_for_case  # noqa: E402,F401

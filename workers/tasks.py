@@ -9,7 +9,7 @@ from workers.celery_app import app
 
 @app.task(name="workers.tasks.analyse_image", bind=True, acks_late=True,
           reject_on_worker_lost=True, autoretry_for=(DatabaseError,), retry_backoff=2,
-          retry_backoff_max=60, max_retries=5)
+          retry_backoff_max=60, max_retries=8)
 def analyse_image(self, job_id: int) -> str:
     from webapp.cases.services.pipeline import analyse_job
     from workers.model import get_predictor

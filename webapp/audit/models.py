@@ -10,6 +10,7 @@ from django.utils import timezone
 class Action(models.TextChoices):
     LOGIN = "login", "Login"
     LOGIN_FAILED = "login_failed", "Failed login"
+    LOGIN_LOCKED = "login_locked", "Login refused (too many failures)"
     LOGOUT = "logout", "Logout"
     UPLOAD = "upload", "Upload"
     VIEW_CASE = "view_case", "Case viewed"

@@ -8,6 +8,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from .storage import get_private_storage
 
@@ -85,6 +86,9 @@ class Job(models.Model):
     run_token = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=200, blank=True)
     queued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # When the job id was last sent to the queue (on commit, then by the reconciler): a job that
+    # stays queued long after this was lost with the broker and is sent again.
+    dispatched_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

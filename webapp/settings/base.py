@@ -34,10 +34,18 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.audit",
     "webapp.cases",
+    # REST API v1 (issue 4)
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "webapp.api",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Database unreachable: a 503 page instead of a 500 (issue 5; also handler500 in urls).
+    "webapp.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -79,6 +87,11 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "cases:list"
 LOGOUT_REDIRECT_URL = "login"
+# Failed-login throttling (webapp.accounts.throttle, counted from the audit log; issue 5).
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.ThrottledModelBackend"]
+LOGIN_THROTTLE_FAILURES = env.int("LOGIN_THROTTLE_FAILURES", default=5)  # per name + address
+LOGIN_THROTTLE_ADDRESS_FAILURES = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=50)
+LOGIN_THROTTLE_WINDOW_S = env.int("LOGIN_THROTTLE_WINDOW_S", default=15 * 60)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -143,6 +156,13 @@ INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None
 INFERENCE_MAX_ATTEMPTS = env.int("INFERENCE_MAX_ATTEMPTS", default=3)
 INFERENCE_FLIP_TTA = env.bool("INFERENCE_FLIP_TTA", default=False)
+# The reconciler (manage.py reconcile_jobs --every 60; webapp.cases.services.reconcile) sends
+# again jobs queued longer than this after their last dispatch, and running jobs whose run
+# started longer ago than the hard time limit + grace (issue 5).
+RECONCILE_QUEUED_AFTER_S = env.int("RECONCILE_QUEUED_AFTER_S", default=300)
+RECONCILE_RUNNING_GRACE_S = env.int("RECONCILE_RUNNING_GRACE_S", default=60)
+# De-identify DICOM headers on ingest (PS3.15 basic profile; webapp.cases.services.deidentify).
+DICOM_DEIDENTIFY_ON_STORE = env.bool("DICOM_DEIDENTIFY_ON_STORE", default=True)
 
 LOGGING = {
     "version": 1,
@@ -152,3 +172,42 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- REST API (webapp.api, issue 4) -----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",  # Authorization: Token <key>
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["webapp.api.throttling.PerUserThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.CasePagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "webapp.api.views.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Per user (per client address when anonymous), counted in Redis when the broker is Redis so that
+# every web process shares the count; a plain "N/second|minute|hour|day".
+API_THROTTLE_RATES = {
+    "user": env("API_THROTTLE_USER", default="1200/minute"),
+    "anon": env("API_THROTTLE_ANON", default="60/minute"),
+}
+API_THROTTLE_CACHE_URL = env(
+    "API_THROTTLE_CACHE_URL",
+    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "locmemcache://api-throttle")
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pneumothorax Triage API",
+    "DESCRIPTION": "Submit chest X-rays in bulk and read the results (decision support: every "
+                   "result is for a clinician to review). Authenticate with `Authorization: Token <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Login everywhere (issue 5): the schema holds no patient data, but a hospital's API
+    # surface is for its own users; a client gets it with its token.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",  # served from drf-spectacular-sidecar: no CDN
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+

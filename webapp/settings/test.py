@@ -22,3 +22,8 @@ STORAGES = {
 # No collectstatic in tests: serve static files straight from the app folders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# TEST ONLY fault injection in the worker (webapp.cases.services.pipeline._inject_test_fault):
+# off unless TRIAGE_TEST_FAULTS=1, which tests/faults sets for its own worker process only.
+INFERENCE_TEST_FAULTS = env.bool("TRIAGE_TEST_FAULTS", default=False)
+INFERENCE_TEST_SLOW_S = env.float("TRIAGE_TEST_SLOW_S", default=5.0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -32,8 +31,9 @@ def claim_job(job_id: int, worker: str = "") -> Job | None:
             return None  # deleted meanwhile, or already finished by an earlier delivery
         if job.status == JobStatus.RUNNING and job.attempts >= settings.INFERENCE_MAX_ATTEMPTS:
             # Delivered again after every earlier run died: a poison file must not loop forever.
-            _finish_failed(job, f"The analysis stopped {job.attempts} times without finishing; "
-                                "it was given up.")
+            _finish_failed(job, f"The analysis stopped {job.attempts} times without finishing "
+                                "(its worker was lost or it hit the hard time limit); it was "
+                                "given up.")
             return None
         job.status = JobStatus.RUNNING
         job.attempts += 1
@@ -108,4 +108,7 @@ def enqueue_job_on_commit(job_id: int) -> None:
     """Send after commit, so the worker never sees a job that is not in the database yet.
     robust=True: a broker outage must not turn a stored upload into an error page; the job
     stays queued in the database (the source of truth) and can be sent again."""
-    transaction.on_commit(partial(dispatch_job, job_id), robust=True)
+    def send_job():  # a named function: Django logs a robust callback's failure by __qualname__
+        dispatch_job(job_id)
+
+    transaction.on_commit(send_job, robust=True)

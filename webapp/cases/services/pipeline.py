@@ -50,6 +50,8 @@ def _run(job, token: str, predictor) -> str:
     with private_storage.open(job.image.original.name, "rb") as handle:
         xray = read_xray(handle.read())
     timings["read"] = _ms(started)
+    if getattr(settings, "INFERENCE_TEST_FAULTS", False):  # defined in webapp.settings.test only
+        _inject_test_fault(job.image.original_name)
 
     prediction = predictor.predict(xray)
     timings["inference"] = prediction.timings_ms.get("inference", 0.0)
@@ -78,6 +80,21 @@ def _run(job, token: str, predictor) -> str:
             private_storage.delete(name)
         return "superseded"
     return "done"
+
+
+def _inject_test_fault(name: str) -> None:
+    """TEST ONLY (tests/faults): a file whose display name starts with ``fault-slow`` takes
+    INFERENCE_TEST_SLOW_S longer, ``fault-hang`` hangs until the time limit, ``fault-crash``
+    kills its worker process (SIGKILL) at every delivery. Never active outside test settings."""
+    import os
+    import signal
+
+    if name.startswith("fault-slow"):
+        time.sleep(float(getattr(settings, "INFERENCE_TEST_SLOW_S", 5)))
+    elif name.startswith("fault-hang"):
+        time.sleep(3600)
+    elif name.startswith("fault-crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _failed(job_id: int, token: str, reason: str) -> str:

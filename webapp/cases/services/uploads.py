@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from ml.errors import XRayError
 from ml.reading import XRay, read_xray
@@ -19,6 +19,7 @@ from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage, Job
 from webapp.cases.services import rendering
+from webapp.cases.services.deidentify import DeidentificationError, deidentify_dicom
 from webapp.cases.services.jobs import enqueue_job_on_commit
 from webapp.cases.storage import private_storage
 
@@ -37,7 +38,7 @@ class UploadRejected(ValueError):
 @dataclass(frozen=True)
 class ValidatedUpload:
     name: str
-    data: bytes
+    data: bytes  # what is stored: a DICOM is de-identified first (DICOM_DEIDENTIFY_ON_STORE)
     xray: XRay
     sha256: str
 
@@ -69,7 +70,14 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
         xray = read_xray(data)
     except XRayError as exc:
         raise UploadRejected([f"{name}: {exc}"]) from exc
-    return ValidatedUpload(name=name, data=data, xray=xray, sha256=hashlib.sha256(data).hexdigest())
+    sha256 = hashlib.sha256(data).hexdigest()  # of the file as received
+    if xray.source_format == "dicom" and settings.DICOM_DEIDENTIFY_ON_STORE:
+        # The case record keeps the display fields read above; the stored file loses identity.
+        try:
+            data = deidentify_dicom(data)
+        except DeidentificationError as exc:
+            raise UploadRejected([f"{name}: {exc}"]) from exc
+    return ValidatedUpload(name=name, data=data, xray=xray, sha256=sha256)
 
 
 def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
@@ -99,23 +107,41 @@ def create_case(user, uploaded_files, client_address: str | None,
         raise UploadRejected([f"You already have a case with the reference {client_reference!r}."])
 
     first_dicom = next((v.xray.metadata for v in validated if v.xray.source_format == "dicom"), {})
-    # Files are written before the rows commit: a rollback leaves orphan files (harmless, never
-    # served), whereas the opposite order could leave rows pointing at nothing.
-    with transaction.atomic():
-        case = Case.objects.create(owner=user, client_reference=client_reference,
-                                   study_metadata=dict(first_dicom))
-        for position, upload in enumerate(validated):
-            image = _store_image(case, position, upload)
-            job = Job.objects.create(image=image)
-            enqueue_job_on_commit(job.pk)
-        audit.record(user, Action.UPLOAD, case, client_address, detail={
-            "images": [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
-                        "format": i.source_format} for i in case.images.all()],
-        })
+    # Files are written before the rows commit (the opposite order could leave rows pointing at
+    # nothing); if this block fails, the files it wrote are removed again.
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            case = Case.objects.create(owner=user, client_reference=client_reference,
+                                       study_metadata=dict(first_dicom))
+            for position, upload in enumerate(validated):
+                image = _store_image(case, position, upload, written)
+                job = Job.objects.create(image=image)
+                enqueue_job_on_commit(job.pk)
+            audit.record(user, Action.UPLOAD, case, client_address, detail={
+                "images": [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
+                            "format": i.source_format} for i in case.images.all()],
+            })
+    except BaseException as exc:
+        _remove_files(written)
+        if isinstance(exc, IntegrityError) and client_reference:
+            # Two requests raced with the same reference: the unique constraint decided.
+            raise UploadRejected([f"You already have a case with the reference "
+                                  f"{client_reference!r}."]) from exc
+        raise
     return case
 
 
-def _store_image(case: Case, position: int, upload: ValidatedUpload) -> CaseImage:
+def _remove_files(names: list[str]) -> None:
+    for name in names:
+        try:
+            private_storage.delete(name)
+        except OSError:
+            pass
+
+
+def _store_image(case: Case, position: int, upload: ValidatedUpload,
+                 written: list[str] | None = None) -> CaseImage:
     xray = upload.xray
     image = CaseImage(
         case=case, position=position, original_name=upload.name,
@@ -127,8 +153,12 @@ def _store_image(case: Case, position: int, upload: ValidatedUpload) -> CaseImag
     folder = f"cases/{case.pk}/{image.pk}"
     image.original.name = private_storage.save(
         f"{folder}/original.{EXTENSIONS[xray.source_format]}", ContentFile(upload.data))
+    if written is not None:
+        written.append(image.original.name)
     # A browser cannot show DICOM: keep an 8-bit PNG so the page shows the X-ray at once.
     image.preview.name = private_storage.save(
         f"{folder}/preview.png", ContentFile(rendering.preview_png(xray.pixels)))
+    if written is not None:
+        written.append(image.preview.name)
     image.save()
     return image

@@ -1,0 +1,24 @@
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from tests.conftest import subset_image
+
+
+@pytest.fixture
+def upload(login, owner):
+    """Upload real X-ray content through the real view under a chosen display name; returns
+    the case's job ids. A name starting with fault-slow/-hang/-crash triggers the test hook."""
+    from webapp.cases.models import Job
+
+    client = login(owner)
+
+    def post(*names, extension="png"):
+        data = subset_image(extension).read_bytes()
+        files = [SimpleUploadedFile(name, data) for name in names]
+        response = client.post(reverse("cases:upload"), {"images": files})
+        assert response.status_code == 302, response.content[:2000]
+        case_id = response["Location"].rstrip("/").rsplit("/", 1)[-1]
+        return list(Job.objects.filter(image__case_id=case_id).order_by("image__position")
+                    .values_list("pk", flat=True))
+    return post

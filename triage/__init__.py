@@ -1,0 +1,1 @@
+"""Command-line tools for the Pneumothorax Triage REST API (``python -m triage.client``)."""
