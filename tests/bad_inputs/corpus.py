@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import struct
+import zipfile
 import zlib
 from functools import lru_cache
 
@@ -80,6 +81,15 @@ def dicom_without_pixel_data() -> bytes:
     return out.getvalue()
 
 
+def zip_bomb(uncompressed_mb: int = 20) -> bytes:
+    """A ~20 KB zip that inflates to 20 MB. Archives are never unpacked: the upload takes single
+    images and checks each one's content, so this must be refused as "not an image"."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("study/image.dcm", b"\x00" * uncompressed_mb * 1024 * 1024)
+    return out.getvalue()
+
+
 def refused() -> dict[str, tuple[str, bytes, str]]:
     """Refused at upload (HTTP 400 with the message); also failed with the reason if they ever
     reach a worker."""
@@ -96,6 +106,8 @@ def refused() -> dict[str, tuple[str, bytes, str]]:
         "ct_dicom": ("ct.dcm", synthetic_dicom(modality="CT"), "CT study"),
         "png_bomb": ("bomb.png", png_bomb(), "large"),
         "tiny_png": ("tiny.png", encode(Image.new("L", (8, 8)), "PNG"), "too small"),
+        "zip_bomb": ("batch.zip", zip_bomb(), "Not a DICOM, PNG or JPEG"),
+        "zip_bomb_as_dicom": ("study.dcm", zip_bomb(), "Not a DICOM, PNG or JPEG"),
     }
 
 
