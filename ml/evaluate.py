@@ -188,8 +188,27 @@ def figures(records: list[Record], point: OperatingPoint) -> tuple[dict, list[di
         "formats": dict(Counter(f"{r['format']}:{'positive' if r['has_pneumothorax'] else 'negative'}"
                                 for r in rows)),
         "dicom_only": detection_figures(labels[dicom], probabilities[dicom], predicted[dicom]),
+        "ci95": confidence_intervals(labels, dices, probabilities, dicom),
     }
     return result, rows
+
+
+def confidence_intervals(labels, dices, probabilities, dicom) -> dict:
+    """Bootstrap 95% intervals (by image) of the headline figures."""
+    def challenge_22(d, l):
+        return metrics.challenge_score(d, l, metrics.CHALLENGE_POSITIVE_FRACTION)
+
+    def dice_positive(d, l):
+        if not l.any():
+            raise ValueError("no positives")
+        return float(d[l].mean())
+
+    return {
+        "challenge_22": metrics.bootstrap_ci(challenge_22, dices, labels),
+        "dice_positive": metrics.bootstrap_ci(dice_positive, dices, labels),
+        "auc": metrics.bootstrap_ci(metrics.roc_auc, probabilities, labels),
+        "dicom_only_auc": metrics.bootstrap_ci(metrics.roc_auc, probabilities[dicom], labels[dicom]),
+    }
 
 
 def decide_and_score(record: Record, point: OperatingPoint) -> tuple[np.ndarray, bool, float, float]:

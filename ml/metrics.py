@@ -63,3 +63,27 @@ def sensitivity_specificity(predicted, labels) -> tuple[float, float]:
     sensitivity = (predicted & labels).sum() / max(labels.sum(), 1)
     specificity = (~predicted & ~labels).sum() / max((~labels).sum(), 1)
     return float(sensitivity), float(specificity)
+
+
+def bootstrap_ci(statistic, *arrays, resamples: int = 1000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile bootstrap interval of ``statistic(*arrays)``, resampling images with
+    replacement. Resamples where the statistic is undefined (one class only) are skipped.
+    With a test set of a few hundred images these intervals are wide: report them."""
+    arrays = [np.asarray(a) for a in arrays]
+    size = len(arrays[0])
+    if size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        index = rng.integers(0, size, size)
+        try:
+            values.append(statistic(*(a[index] for a in arrays)))
+        except ValueError:
+            continue
+    if len(values) < resamples // 2:
+        return None
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

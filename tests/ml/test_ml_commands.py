@@ -67,6 +67,10 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
         assert key in test, key
     assert test["positives"] > 0 and test["negatives"] > 0 and 0 <= test["auc"] <= 1
     assert {"auc", "sensitivity", "specificity", "images"} <= set(test["dicom_only"])
+    assert set(test["ci95"]) == {"challenge_22", "dice_positive", "auc", "dicom_only_auc"}
+    if test["ci95"]["challenge_22"] is not None:
+        low, high = test["ci95"]["challenge_22"]
+        assert low <= high
     assert (out / "roc.png").stat().st_size > 0 and (out / "worst_cases.png").stat().st_size > 0
     info = read_info(model)
     assert info.operating_point == OperatingPoint(**on_disk["operating_point"])

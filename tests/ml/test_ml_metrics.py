@@ -64,3 +64,16 @@ def test_dice_from_counts_matches_decision_rule():
     # hit: 2*5/20; false positive on an empty truth: 0; called negative on a positive: 0;
     # negative on empty: 1
     np.testing.assert_allclose(dice_from_counts(positive, area, intersection, truth), [0.5, 0, 0, 1])
+
+
+def test_bootstrap_interval_brackets_the_statistic_and_narrows_with_data():
+    rng = np.random.default_rng(1)
+    small = rng.normal(0.5, 0.2, 40)
+    large = rng.normal(0.5, 0.2, 4000)
+    low, high = metrics.bootstrap_ci(np.mean, small, resamples=500)
+    assert low < small.mean() < high
+    low_large, high_large = metrics.bootstrap_ci(np.mean, large, resamples=500)
+    assert (high_large - low_large) < (high - low) / 5
+    # a statistic undefined on most resamples gives no interval rather than a wrong one
+    labels = np.zeros(100, dtype=bool)
+    assert metrics.bootstrap_ci(metrics.roc_auc, np.linspace(0, 1, 100), labels) is None
