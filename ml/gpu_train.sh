@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One command on a GPU machine (the device tool runs it from the repository root):
 #
-#     bash ml/gpu_train.sh            # carry: cache/subset-512 (build it here first, see below)
+#     bash ml/gpu_train.sh            # carry: .whl, with cache/subset-512 already there
 #
 # Builds the 512 px cache if it is absent (needs the shared data beside the repository), trains
-# efficientnet-b3 (from scratch), tf_efficientnet_lite2 and tf_efficientnet_lite0 (ImageNet) at
+# efficientnet-b3 (from scratch) and tf_efficientnet_lite0 (ImageNet; ENCODERS changes them) at
 # 512 px with bf16 autocast (ml.train turns it on for CUDA) under a wall-time cap that keeps the
 # whole command inside 10 minutes, evaluates each model where the original images are present,
 # and leaves every model file plus the best one (by validation challenge metric at 22%) in $OUT.
