@@ -108,3 +108,20 @@ def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
     info = read_info(out / "best.safetensors")
     assert info.training["config"]["world_size"] == 2
     assert info.training["validation"]["step"] == 2  # 8 training images / (2 processes x 2)
+
+
+def test_export_of_the_training_state_is_a_loadable_model_file(tiny_model, tmp_path):
+    import torch
+
+    from ml.checkpoint import load_model
+    from ml.export import export_training_state
+
+    exported = tmp_path / "last.safetensors"
+    info = export_training_state(tiny_model.parent / "last.pt", exported)
+    model, loaded_info = load_model(exported)
+    last = torch.load(tiny_model.parent / "last.pt", map_location="cpu", weights_only=False)["model"]
+    for key, tensor in model.state_dict().items():
+        if tensor.is_floating_point():  # stored as fp16
+            torch.testing.assert_close(tensor, last[key].float(), atol=1e-3, rtol=1e-3)
+    assert loaded_info.version == info.version and loaded_info.training["epoch"] == 1
+    assert loaded_info.training["config"]["val_fraction"] == 0.5
