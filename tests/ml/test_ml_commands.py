@@ -68,6 +68,7 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
     assert test["positives"] > 0 and test["negatives"] > 0 and 0 <= test["auc"] <= 1
     assert {"auc", "sensitivity", "specificity", "images"} <= set(test["dicom_only"])
     assert set(test["ci95"]) == {"challenge_22", "dice_positive", "auc", "dicom_only_auc"}
+    assert {"image_threshold", "test", "test_dicom_only"} <= set(on_disk["high_sensitivity"])
     if test["ci95"]["challenge_22"] is not None:
         low, high = test["ci95"]["challenge_22"]
         assert low <= high
@@ -76,3 +77,20 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
     assert info.operating_point == OperatingPoint(**on_disk["operating_point"])
     assert info.evaluation["test"]["challenge_22"] == test["challenge_22"]
     assert info.version == read_info(tiny_model).version  # same weights
+
+
+def test_high_sensitivity_threshold_is_chosen_on_calibration_and_applied_to_test():
+    from types import SimpleNamespace
+
+    from ml.evaluate import high_sensitivity_figures
+
+    def record(probability, positive, fmt="dicom"):
+        return SimpleNamespace(probability=probability, source_format=fmt,
+                               sample=SimpleNamespace(has_pneumothorax=positive))
+
+    calibration = [record(p / 10, True) for p in range(1, 11)] + [record(0.95, False)]
+    test = [record(0.15, True), record(0.05, True), record(0.5, False), record(0.01, False, "jpeg")]
+    result = high_sensitivity_figures(calibration, test, target=0.9)
+    assert result["image_threshold"] == 0.2  # 9 of the 10 calibration positives are >= 0.2
+    assert result["test"]["true_positives"] == 0 and result["test"]["false_positives"] == 1
+    assert result["test_dicom_only"]["images"] == 3
