@@ -257,6 +257,7 @@ def main(argv=None) -> Path:
         progress_bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{args.epochs}",
                             disable=args.quiet or not world.is_main, unit="batch", dynamic_ncols=True)
         running = state.get("running", [])
+        lr = None  # stays None if the time cap leaves no step to run in this epoch
         for batch_index, batch in enumerate(loader):
             if batch_index < state["batch"]:
                 continue  # resuming mid-epoch: the index list is deterministic, skip what ran
@@ -289,6 +290,8 @@ def main(argv=None) -> Path:
                 save_state()
                 last_saved = time.monotonic()
         progress_bar.close()
+        if lr is None:
+            break  # resumed a run whose time was already up: nothing new to validate or save
 
         world.barrier()
         if world.is_main:
@@ -308,8 +311,6 @@ def main(argv=None) -> Path:
                                  training={"config": config, "epoch": epoch + 1, "validation": row})
                 save_model(out / "best.safetensors", model, info)
         state.update(epoch=epoch + 1, batch=0, running=[])
-        if out_of_time:
-            state["epoch"] = epoch + 1
         save_state()
         last_saved = time.monotonic()
         world.barrier()

@@ -125,3 +125,18 @@ def test_export_of_the_training_state_is_a_loadable_model_file(tiny_model, tmp_p
             torch.testing.assert_close(tensor, last[key].float(), atol=1e-3, rtol=1e-3)
     assert loaded_info.version == info.version and loaded_info.training["epoch"] == 1
     assert loaded_info.training["config"]["val_fraction"] == 0.5
+
+
+def test_resuming_a_run_whose_time_is_up_adds_no_epoch(tiny_cache, tmp_path):
+    import csv
+
+    from ml import train
+
+    args = ["--cache", str(tiny_cache), "--out", str(tmp_path), "--encoder", "tf_efficientnet_lite0",
+            "--batch-size", "4", "--val-fraction", "0.5", "--quiet"]
+    train.main(args + ["--epochs", "1"])
+    first = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert len(first) == 1
+    # more epochs allowed, but the run has already used more than its time cap
+    train.main(args + ["--epochs", "3", "--max-minutes", "0.0001", "--resume"])
+    assert list(csv.DictReader(open(tmp_path / "metrics.csv"))) == first
