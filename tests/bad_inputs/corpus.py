@@ -12,10 +12,9 @@ from functools import lru_cache
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from tests.conftest import subset_image
+from tests.dicom_factory import dicom_bytes
 
 
 @lru_cache(maxsize=None)
@@ -47,30 +46,12 @@ def encode(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def synthetic_dicom(*, modality="CR", frames=1, bits=16, side=256, pixel_data=True) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.preamble = b"\x00" * 128
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality, ds.PatientName, ds.PatientID = modality, "TEST^SYNTHETIC", "SYN-1"
-    ds.Rows = ds.Columns = side
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
-    ds.PixelSpacing = [0.5, 0.5]
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    if pixel_data:
-        pixels = xray_pixels(side).astype(np.uint16 if bits == 16 else np.uint8)
-        if bits == 16:
-            pixels = pixels * 16  # 12-bit range in a 16-bit word, as detectors store it
-        ds.PixelData = np.stack([pixels] * frames).tobytes()
-    out = io.BytesIO()
-    ds.save_as(out, enforce_file_format=True)
-    return out.getvalue()
+    pixels = xray_pixels(side).astype(np.uint16 if bits == 16 else np.uint8)
+    if bits == 16:
+        pixels = pixels * 16  # 12-bit range in a 16-bit word, as detectors store it
+    return dicom_bytes(np.stack([pixels] * frames) if frames > 1 else pixels, modality=modality,
+                       frames=frames, pixel_data=pixel_data, PatientName="TEST^SYNTHETIC",
+                       PatientID="SYN-1", PixelSpacing=[0.5, 0.5])
 
 
 def dicom_without_pixel_data() -> bytes:

@@ -48,40 +48,9 @@ def pick():
 @pytest.fixture(scope="session")
 def make_dicom():
     """Build a DICOM file's bytes from pixels; keyword arguments become header elements."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+    from tests.dicom_factory import dicom_bytes
 
-    def build(pixels, *, photometric="MONOCHROME2", modality="CR", bits_stored=None, frames=1,
-              pixel_data=True, **elements) -> bytes:
-        array = np.ascontiguousarray(pixels)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = SecondaryCaptureImageStorage
-        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-        ds.Modality = modality
-        ds.PatientID = elements.pop("PatientID", "TEST")
-        ds.Rows, ds.Columns = array.shape[-2:]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = photometric
-        ds.BitsAllocated = array.dtype.itemsize * 8
-        ds.BitsStored = bits_stored or ds.BitsAllocated
-        ds.HighBit = ds.BitsStored - 1
-        ds.PixelRepresentation = 0
-        if frames > 1:
-            ds.NumberOfFrames = frames
-        if pixel_data:
-            ds.PixelData = array.tobytes()
-        for name, value in elements.items():
-            setattr(ds, name, value)
-        buffer = io.BytesIO()
-        ds.save_as(buffer, enforce_file_format=True)
-        return buffer.getvalue()
-
-    return build
+    return dicom_bytes
 
 
 @pytest.fixture(scope="session")

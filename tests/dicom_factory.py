@@ -1,0 +1,44 @@
+"""Synthetic DICOM files for tests: one builder shared by the ml readers' tests and the
+bad-input corpus, so both exercise the same, valid file structure."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+
+def dicom_bytes(pixels, *, photometric="MONOCHROME2", modality="CR", bits_stored=None, frames=1,
+                pixel_data=True, **elements) -> bytes:
+    """A Secondary Capture file of ``pixels`` (rows x columns, or frames x rows x columns; the
+    dtype sets Bits Allocated). Keyword arguments become header elements, overriding defaults."""
+    array = np.ascontiguousarray(pixels)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.Modality = modality
+    ds.PatientID = "TEST"
+    ds.Rows, ds.Columns = array.shape[-2:]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = array.dtype.itemsize * 8
+    ds.BitsStored = bits_stored or ds.BitsAllocated
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = 0
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    if pixel_data:
+        ds.PixelData = array.tobytes()
+    for name, value in elements.items():
+        setattr(ds, name, value)
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
