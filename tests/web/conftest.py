@@ -20,18 +20,20 @@ class StubPrediction:
 
 
 class StubPredictor:
-    """Marks a fixed square as pneumothorax, whatever the image."""
+    """Marks a fixed square as pneumothorax, whatever the image (or nothing, when built with
+    ``positive=False``), with a fixed probability."""
 
     version = "stub-1"
 
-    def __init__(self):
-        self.calls = 0
+    def __init__(self, probability: float = 0.9, positive: bool = True):
+        self.calls, self.probability, self.positive = 0, probability, positive
 
     def predict(self, xray):
         self.calls += 1
         mask = np.zeros(xray.pixels.shape, dtype=np.uint8)
-        mask[100:300, 150:350] = 255
-        return StubPrediction(probability=0.9, positive=True, mask=mask,
+        if self.positive:
+            mask[100:300, 150:350] = 255
+        return StubPrediction(probability=self.probability, positive=self.positive, mask=mask,
                               area_fraction=float((mask > 0).mean()), area_cm2=None)
 
 

@@ -5,6 +5,7 @@ what is served are the same thing."""
 from rest_framework import serializers
 
 from webapp.cases.models import JobStatus
+from webapp.cases.services import worklist
 
 STATUS_CHOICES = [s.value for s in JobStatus]
 
@@ -75,6 +76,7 @@ class CaseFilterSerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
     batch = serializers.UUIDField(required=False)
     client_reference = serializers.CharField(required=False, max_length=200)
+    order = serializers.ChoiceField(choices=list(worklist.ORDERINGS), default=worklist.NEWEST)
 
 
 class ProgressSerializer(serializers.Serializer):

@@ -44,7 +44,7 @@ from webapp.api.serializers import (
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage, JobStatus
-from webapp.cases.services import access
+from webapp.cases.services import access, worklist
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.uploads import UploadRejected, create_case
 from webapp.cases.storage import private_storage
@@ -225,6 +225,10 @@ class CaseListCreate(ApiView):
             OpenApiParameter("created_before", OpenApiTypes.DATETIME),
             OpenApiParameter("batch", OpenApiTypes.UUID),
             OpenApiParameter("client_reference", str),
+            OpenApiParameter("order", str, enum=list(worklist.ORDERINGS),
+                             description="newest (default) or suspicion: cases with an image "
+                                         "called positive first, then by highest probability, "
+                                         "cases without a result last."),
             OpenApiParameter("page", int), OpenApiParameter("page_size", int),
         ],
         responses={200: CasePageSerializer, **errors(400)},
@@ -234,8 +238,8 @@ class CaseListCreate(ApiView):
         filters.is_valid(raise_exception=True)
         cases = _filter_cases(access.visible_cases(request.user), filters.validated_data)
         paginator = self.paginator
-        page = paginator.paginate_queryset(_cases_with_images(cases.order_by("-created_at", "pk")),
-                                           request, view=self)
+        ordered = worklist.order_cases(cases, filters.validated_data["order"])
+        page = paginator.paginate_queryset(_cases_with_images(ordered), request, view=self)
         payload = CaseSerializer([case_payload(request, c) for c in page], many=True).data
         self.audit(Action.VIEW_CASE, None, count=len(page),
                    query={k: str(v) for k, v in filters.validated_data.items() if v is not None})

@@ -13,7 +13,7 @@ from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.forms import UploadForm
 from webapp.cases.models import JobStatus
-from webapp.cases.services import access, status
+from webapp.cases.services import access, status, worklist
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.uploads import UploadRejected, create_case
 from webapp.cases.storage import private_storage
@@ -41,10 +41,12 @@ def upload(request):
 
 @require_GET
 def case_list(request):
-    cases = access.visible_cases(request.user).select_related("owner").prefetch_related("images__job")
+    ordering = worklist.parse_ordering(request.GET.get("order"))
+    cases = worklist.order_cases(access.visible_cases(request.user), ordering).select_related("owner")
     page = Paginator(cases, 25).get_page(request.GET.get("page"))
     rows = [(case, status.case_status(case)) for case in page.object_list]
-    return render(request, "cases/list.html", {"page": page, "rows": rows})
+    return render(request, "cases/list.html", {"page": page, "rows": rows, "ordering": ordering,
+                                               "orderings": worklist.ORDERINGS})
 
 
 @require_GET
