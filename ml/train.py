@@ -7,7 +7,7 @@ Resumable: ``--resume`` continues from ``<out>/last.pt``, which is written every
 ``--checkpoint-minutes``. ``--max-minutes`` caps wall time: the learning-rate schedule runs on
 whichever is further along, the step count or the clock, so a capped run still anneals.
 Writes ``metrics.csv``, ``curves.png``, ``best.safetensors`` (by validation challenge score at
-the challenge's 22% positives, at the best image threshold) and ``validation_ids.txt``.
+the challenge's 22% positives, at the best image and pixel thresholds of a coarse grid) and ``validation_ids.txt``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ from ml.training_data import CachedSegmentationDataset, epoch_indices, positive_
 METRIC_FIELDS = ("epoch", "step", "elapsed_min", "lr", "train_loss", "val_loss", "dice_positive",
                  "auc", "challenge", "challenge_22", "challenge_22_tuned")
 IMAGE_THRESHOLDS = np.linspace(0.05, 0.95, 19)
+# A coarse version of ml.evaluate's pixel-threshold grid: a model whose masks are too wide at 0.5
+# may be the best one at 0.9, and selecting at 0.5 alone would throw that checkpoint away.
+PIXEL_THRESHOLDS = (0.5, 0.7, 0.9)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -119,28 +122,32 @@ def learning_rate(base: float, progress: float, warmup: float = 0.03) -> float:
 @torch.no_grad()
 def validate(model, loader, loss_fn, device, autocast) -> dict:
     model.eval()
-    losses, mask_dices, labels, scores = [], [], [], []
+    losses, labels, scores = [], [], []
+    mask_dices = {threshold: [] for threshold in PIXEL_THRESHOLDS}
     for batch in loader:
         images, masks = batch["image"].to(device), batch["mask"].to(device)
         batch_labels = batch["label"].to(device)
         with autocast():
             mask_logits, class_logits = model(images)
         losses.append(float(loss_fn(mask_logits, class_logits, masks, batch_labels)["loss"]))
-        predicted = (torch.sigmoid(mask_logits.float()) >= 0.5).cpu().numpy()
+        probabilities = torch.sigmoid(mask_logits.float()).cpu().numpy()
+        truth = masks.cpu().numpy()
         positive_image = torch.sigmoid(class_logits.float()).cpu().numpy()
-        for i in range(images.shape[0]):
-            # the Dice the image would score if called positive; gated by the label below
-            mask_dices.append(metrics.dice(predicted[i, 0], masks[i, 0].cpu().numpy()))
+        for threshold, dices in mask_dices.items():
+            for i in range(images.shape[0]):
+                # the Dice the image would score if called positive; gated by the label below
+                dices.append(metrics.dice(probabilities[i, 0] >= threshold, truth[i, 0]))
         labels.extend(batch_labels.cpu().numpy().astype(bool).tolist())
         scores.extend(positive_image.tolist())
     model.train()
     labels_array, scores_array = np.array(labels, dtype=bool), np.array(scores)
-    mask_dices_array = np.array(mask_dices)
+    mask_dices_arrays = {threshold: np.array(dices) for threshold, dices in mask_dices.items()}
     both_classes = labels_array.any() and not labels_array.all()
 
-    def gated_dices(image_threshold: float) -> np.ndarray:
+    def gated_dices(image_threshold: float, pixel_threshold: float = 0.5) -> np.ndarray:
         # called negative: an empty prediction, Dice 1 on a negative and 0 on a positive
-        return np.where(scores_array >= image_threshold, mask_dices_array, (~labels_array).astype(float))
+        return np.where(scores_array >= image_threshold, mask_dices_arrays[pixel_threshold],
+                        (~labels_array).astype(float))
 
     def challenge_22(dices: np.ndarray) -> float:
         if not both_classes:
@@ -154,9 +161,10 @@ def validate(model, loader, loss_fn, device, autocast) -> dict:
         "auc": metrics.roc_auc(scores, labels_array) if both_classes else float("nan"),
         "challenge": metrics.challenge_score(dices, labels_array),
         "challenge_22": challenge_22(dices),
-        # At the best image threshold: what selects the checkpoint. At a fixed 0.5 threshold an
-        # early model that calls every image negative scores 0.78 here and would be kept.
-        "challenge_22_tuned": max(challenge_22(gated_dices(t)) for t in IMAGE_THRESHOLDS),
+        # At the best image and pixel thresholds: what selects the checkpoint. At a fixed 0.5
+        # threshold an early model that calls every image negative scores 0.78 here and would be kept.
+        "challenge_22_tuned": max(challenge_22(gated_dices(t, p))
+                                  for t in IMAGE_THRESHOLDS for p in PIXEL_THRESHOLDS),
     }
 
 

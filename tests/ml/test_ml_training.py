@@ -140,3 +140,47 @@ def test_resuming_a_run_whose_time_is_up_adds_no_epoch(tiny_cache, tmp_path):
     # more epochs allowed, but the run has already used more than its time cap
     train.main(args + ["--epochs", "3", "--max-minutes", "0.0001", "--resume"])
     assert list(csv.DictReader(open(tmp_path / "metrics.csv"))) == first
+
+
+class FixedOutputs(torch.nn.Module):
+    """Answers each image with given mask and class logits, in the order the loader sends them."""
+
+    def __init__(self, mask_logits: torch.Tensor, class_logits: torch.Tensor):
+        super().__init__()
+        self.mask_logits, self.class_logits, self.seen = mask_logits, class_logits, 0
+
+    def forward(self, images):
+        n = images.shape[0]
+        batch = slice(self.seen, self.seen + n)
+        self.seen += n
+        return self.mask_logits[batch], self.class_logits[batch]
+
+
+def test_validation_selects_on_the_pixel_threshold_the_masks_need():
+    """A model whose masks are right only above probability 0.9 scores badly at 0.5; the
+    checkpoint score must find the threshold that makes it perfect, as ml.evaluate would."""
+    import contextlib
+
+    from ml.train import validate
+
+    size = 32
+    truth = torch.zeros(4, 1, size, size)
+    truth[0, 0, 8:16, 8:16] = 1
+    truth[1, 0, 20:28, 4:12] = 1
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    # probability 0.95 inside the lesion, 0.6 around it (wrong at 0.5), 0.01 elsewhere
+    probabilities = torch.full((4, 1, size, size), 0.01)
+    probabilities[0, 0, 4:20, 4:20] = 0.6
+    probabilities[1, 0, 16:32, 0:16] = 0.6
+    probabilities[truth.bool()] = 0.95
+    model = FixedOutputs(torch.logit(probabilities), torch.logit(torch.tensor([0.9, 0.8, 0.1, 0.2])))
+    loader = [{"image": torch.zeros(2, 1, size, size), "mask": truth[i:i + 2], "label": labels[i:i + 2]}
+              for i in (0, 2)]
+
+    def no_loss(*_):
+        return {"loss": torch.tensor(0.0)}
+
+    row = validate(model, loader, no_loss, "cpu", contextlib.nullcontext)
+    assert row["auc"] == 1.0
+    assert row["dice_positive"] == pytest.approx(0.4)  # at 0.5: 64 true pixels among 256 predicted
+    assert row["challenge_22_tuned"] == pytest.approx(1.0)
