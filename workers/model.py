@@ -34,6 +34,19 @@ def check_model() -> str | None:
     return None
 
 
+def model_summary() -> dict:
+    """What the web shows of the configured model: version, operating point, test figures."""
+    from dataclasses import asdict
+
+    from ml.checkpoint import read_info
+    from ml.inference import configured_model_path
+
+    info = read_info(configured_model_path())
+    return {"version": info.version, "encoder": info.encoder, "image_size": info.image_size,
+            "operating_point": asdict(info.operating_point),
+            "test_figures": info.evaluation.get("test", {})}
+
+
 def cuda_available() -> bool:
     import torch
 

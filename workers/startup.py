@@ -21,12 +21,31 @@ def check_model_and_choose_queues(sender, instance, conf, **kwargs):
         # The product never runs an untrained model as if it were a result.
         print(f"ERROR: the worker cannot start: {problem}", file=sys.stderr, flush=True)
         os._exit(78)  # EX_CONFIG; SystemExit would be swallowed by Celery's signal dispatch
+    register_served_model()
     queues = instance.app.amqp.queues
     selected = set(queues.consume_from)
     consuming_everything = selected == set(queues)  # no -Q on the command line
     if consuming_everything and GPU_QUEUE in selected and not cuda_available():
         queues.deselect(GPU_QUEUE)
     log.info("worker %s consumes queues: %s", sender, ", ".join(sorted(queues.consume_from)))
+
+
+def register_served_model() -> None:
+    """Tell the web which model this worker serves and how well it was measured to do. A
+    database that is down at start-up must not keep the worker from serving jobs (they wait for
+    the database anyway); the row is written at the next start."""
+    from django.db import DatabaseError, connections
+
+    from webapp.cases.services.model_versions import register_model_version
+    from workers.model import model_summary
+
+    try:
+        row = register_model_version(**model_summary())
+        log.info("registered model %s", row.version)
+    except DatabaseError as exc:
+        log.warning("could not register the model version (database unavailable: %s)", exc)
+    finally:
+        connections.close_all()  # pool processes fork from this one: no shared connection
 
 
 @worker_process_init.connect

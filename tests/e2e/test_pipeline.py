@@ -11,7 +11,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from tests.conftest import subset_image
-from webapp.cases.models import Job, JobStatus
+from webapp.cases.models import Job, JobStatus, ModelVersion
 from webapp.cases.storage import private_storage
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -44,6 +44,12 @@ def test_uploaded_xray_is_analysed_by_the_worker(celery_worker_process, login, o
     mask = np.asarray(Image.open(private_storage.open(job.mask.name)))
     assert set(np.unique(mask)) <= {0, 255}
     assert ((mask > 0).mean() > 0) == job.positive  # what is outlined is what made the call
+
+    # the worker registered the model it serves, with the figures stored in the model file
+    served_model = ModelVersion.objects.get(version=image["model_version"])
+    assert served_model.test_figures["images"] > 0 and 0 < served_model.test_figures["sensitivity"] <= 1
+    page = client.get(reverse("cases:model_versions")).content.decode()
+    assert image["model_version"] in page and f"misses {served_model.test_figures['false_negatives']}" in page
 
 
 def test_file_failing_in_the_worker_shows_its_reason(celery_worker_process, login, owner, upload_file,

@@ -110,3 +110,24 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class ModelVersion(models.Model):
+    """A model that a worker has loaded, with the figures ml.evaluate measured for it (stored in
+    the model file). Workers register it at start-up; the web, which never loads the model,
+    shows clinicians how often the model that produced a result misses or over-calls."""
+
+    version = models.CharField(max_length=100, unique=True)
+    encoder = models.CharField(max_length=64)
+    image_size = models.PositiveIntegerField()
+    operating_point = models.JSONField(default=dict)
+    # ml.evaluate's figures on the held-out test images; empty if the model was never evaluated
+    test_figures = models.JSONField(default=dict, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self):
+        return self.version

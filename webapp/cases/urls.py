@@ -6,6 +6,7 @@ app_name = "cases"
 urlpatterns = [
     path("", views.case_list, name="list"),
     path("new/", views.upload, name="upload"),
+    path("model/", views.model_versions, name="model_versions"),
     path("<uuid:case_id>/", views.case_detail, name="detail"),
     path("<uuid:case_id>/status.json", views.case_status, name="status"),
     path("<uuid:case_id>/delete/", views.case_delete, name="delete"),

@@ -14,6 +14,7 @@ from webapp.audit.models import Action
 from webapp.cases.forms import UploadForm
 from webapp.cases.models import JobStatus
 from webapp.cases.services import access, status, worklist
+from webapp.cases.services.model_versions import known_model_versions
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.uploads import UploadRejected, create_case
 from webapp.cases.storage import private_storage
@@ -47,6 +48,11 @@ def case_list(request):
     rows = [(case, status.case_status(case)) for case in page.object_list]
     return render(request, "cases/list.html", {"page": page, "rows": rows, "ordering": ordering,
                                                "orderings": worklist.ORDERINGS})
+
+
+@require_GET
+def model_versions(request):
+    return render(request, "cases/model_versions.html", {"models": known_model_versions()})
 
 
 @require_GET

@@ -1,0 +1,31 @@
+"""The models workers serve, as the web knows them: registered by each worker at start-up from
+its model file's metadata (plain data, so the web never imports torch)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from webapp.cases.models import ModelVersion
+
+# The figures shown to clinicians; the model file holds more (per-format counts, intervals).
+SHOWN_FIGURES = ("images", "positives", "negatives", "sensitivity", "specificity", "auc",
+                 "true_positives", "false_negatives", "false_positives", "true_negatives",
+                 "dice_positive", "challenge_22", "ci95", "dicom_only")
+
+
+@transaction.atomic
+def register_model_version(*, version: str, encoder: str, image_size: int, operating_point: dict,
+                           test_figures: dict | None) -> ModelVersion:
+    """Create or refresh the row of ``version``. Figures come from the file, so a model
+    re-evaluated under the same weights (same version) shows its newest figures."""
+    figures = {k: v for k, v in (test_figures or {}).items() if k in SHOWN_FIGURES}
+    model_version, _ = ModelVersion.objects.update_or_create(
+        version=version,
+        defaults={"encoder": encoder, "image_size": image_size, "operating_point": operating_point,
+                  "test_figures": figures, "last_seen_at": timezone.now()})
+    return model_version
+
+
+def known_model_versions():
+    return ModelVersion.objects.all()
