@@ -23,6 +23,9 @@ MINUTES=${MINUTES:-3.5}        # training minutes per encoder (2 encoders + vali
 # B3 (the reference, from scratch) against Lite0 (ImageNet) under the same budget. Lite2's
 # weights package (24 MB) does not fit the device tool's 64 MiB beside the cache.
 ENCODERS=${ENCODERS:-"efficientnet-b3 tf_efficientnet_lite0"}
+# Start an encoder from the shipped model when it has that encoder (progressive resizing: the
+# CPU-trained 256/384 px weights are a better start at 512 px than ImageNet). INIT= turns it off.
+INIT=${INIT-ml/weights/pneumothorax-unet.safetensors}
 mkdir -p "$OUT"
 if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then   # see ml/gpu_prepare.sh
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -41,7 +44,12 @@ fi
 
 for encoder in $ENCODERS; do
     run="$OUT/${encoder}-512"
-    "$PY" -m ml.train --cache "$CACHE" --encoder "$encoder" --out "$run" \
+    init=()
+    if [ -n "$INIT" ] && [ -f "$INIT" ] && [ "$("$PY" -c "import sys; from ml.checkpoint import read_info; print(read_info(sys.argv[1]).encoder)" "$INIT")" = "$encoder" ]; then
+        init=(--init "$INIT")
+        echo "$encoder: starting from $INIT"
+    fi
+    "$PY" -m ml.train --cache "$CACHE" --encoder "$encoder" --out "$run" "${init[@]}" \
         --epochs 30 --max-minutes "$MINUTES" --batch-size 16 --workers 8 --quiet
     rm -f "$run/last.pt"   # optimiser state: large, and not needed to ship
     if [ -f "$DATA/labels.csv" ]; then
