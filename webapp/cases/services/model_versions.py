@@ -3,22 +3,20 @@ its model file's metadata (plain data, so the web never imports torch)."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.utils import timezone
 
 from webapp.cases.models import ModelVersion
 
-# The figures shown to clinicians; the model file holds more (per-format counts, intervals).
+# The figures the model page shows; the model file holds more (per-format counts, intervals).
 SHOWN_FIGURES = ("images", "positives", "negatives", "sensitivity", "specificity", "auc",
-                 "true_positives", "false_negatives", "false_positives", "true_negatives",
-                 "dice_positive", "challenge_22", "ci95", "dicom_only")
+                 "true_positives", "false_negatives", "false_positives", "dice_positive")
 
 
-@transaction.atomic
 def register_model_version(*, version: str, encoder: str, image_size: int, operating_point: dict,
                            test_figures: dict | None) -> ModelVersion:
     """Create or refresh the row of ``version``. Figures come from the file, so a model
-    re-evaluated under the same weights (same version) shows its newest figures."""
+    re-evaluated under the same weights (same version) shows its newest figures.
+    ``update_or_create`` runs in its own transaction."""
     figures = {k: v for k, v in (test_figures or {}).items() if k in SHOWN_FIGURES}
     model_version, _ = ModelVersion.objects.update_or_create(
         version=version,
