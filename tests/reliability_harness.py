@@ -177,11 +177,16 @@ class FaultWorker:
     def __init__(self, env: dict, log_path: Path):
         self.env, self.log_path, self.process, self.generation = env, log_path, None, 0
 
-    def start(self):
-        self.generation += 1
+    def start(self, same_name: bool = False):
+        """A new worker process; ``same_name``: under the previous one's node name, as a node
+        restarted after a crash comes back (systemd, docker-compose, scripts/run)."""
+        if not same_name or not self.generation:
+            self.generation += 1
+        self.started_at = time.monotonic()
         command = [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel=INFO",
-                   "--concurrency=1", f"--hostname=faults-{os.getpid()}-{self.generation}@%h",
+                   "--concurrency=1", f"--hostname={self.nodename_pattern}",
                    "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        self._log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")
         # Its own process group: a test can SIGKILL the whole worker (main + pool) at once.
         self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=log,
@@ -189,14 +194,22 @@ class FaultWorker:
         log.close()
         self._wait_until_ready()
 
+    @property
+    def nodename_pattern(self) -> str:
+        return f"faults-{os.getpid()}-{self.generation}@%h"
+
+    @property
+    def nodename(self) -> str:
+        return self.nodename_pattern.replace("%h", socket.gethostname())
+
     def _wait_until_ready(self):
-        marker_ready = f"faults-{os.getpid()}-{self.generation}@"
         deadline = time.monotonic() + WORKER_START_TIMEOUT
         while time.monotonic() < deadline:
-            text = self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as handle:
+                handle.seek(self._log_start)  # this start's lines only (same name, same log)
+                tail = handle.read().decode(errors="replace")
             if self.process.poll() is not None:
-                pytest.fail(f"the fault worker exited with {self.process.returncode}:\n{text[-3000:]}")
-            tail = text[text.find(marker_ready):] if marker_ready in text else ""
+                pytest.fail(f"the fault worker exited with {self.process.returncode}:\n{tail[-3000:]}")
             if " ready." in tail and "loaded model" in tail:
                 return
             time.sleep(0.3)

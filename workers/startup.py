@@ -22,6 +22,7 @@ def check_model_and_choose_queues(sender, instance, conf, **kwargs):
         print(f"ERROR: the worker cannot start: {problem}", file=sys.stderr, flush=True)
         os._exit(78)  # EX_CONFIG; SystemExit would be swallowed by Celery's signal dispatch
     register_served_model()
+    resend_orphans(sender)
     queues = instance.app.amqp.queues
     selected = set(queues.consume_from)
     consuming_everything = selected == set(queues)  # no -Q on the command line
@@ -46,6 +47,21 @@ def register_served_model() -> None:
         log.warning("could not register the model version (database unavailable: %s)", exc)
     finally:
         connections.close_all()  # pool processes fork from this one: no shared connection
+
+
+def resend_orphans(nodename: str) -> None:
+    """Jobs left running under this node name died with this worker's previous life (SIGKILL,
+    power loss): send them again now rather than after the broker's visibility timeout."""
+    from django.db import DatabaseError, connections
+
+    from webapp.cases.services.reconcile import resend_orphaned_jobs
+
+    try:
+        resend_orphaned_jobs(str(nodename))
+    except DatabaseError as exc:  # the reconciler sends them once the database is back
+        log.warning("could not look for orphaned jobs (database unavailable: %s)", exc)
+    finally:
+        connections.close_all()
 
 
 @worker_process_init.connect

@@ -44,10 +44,32 @@ def test_pool_process_sigkilled_mid_job_is_redelivered_and_finishes_once(live_wo
     assert "WorkerLostError" in live_worker.log_text() or "exited with" in live_worker.log_text()
 
 
+def test_whole_worker_sigkilled_and_restarted_finishes_its_job_within_60_s(live_worker, upload):
+    """Main process and pool killed at once, then the node restarted under its own name (as
+    systemd, docker-compose and scripts/run bring it back), nothing else running: Redis would
+    hand the unacknowledged message back only after its visibility timeout (an hour). The
+    worker knows the jobs running under its name are orphans of its previous life and sends
+    them again at start-up."""
+    import time
+
+    [job_id] = upload("fault-slow-3.png")
+    wait_until(lambda: Job.objects.get(pk=job_id).status == JobStatus.RUNNING, 60, what="running")
+    name = Job.objects.get(pk=job_id).worker
+    assert name == live_worker.nodename
+    live_worker.kill_all()
+    assert Job.objects.get(pk=job_id).status == JobStatus.RUNNING  # stuck as far as the DB knows
+
+    live_worker.start(same_name=True)
+    wait_for_jobs([job_id], timeout=max(1.0, 60 - (time.monotonic() - live_worker.started_at)))
+    assert time.monotonic() - live_worker.started_at <= 60
+    assert_done_once(job_id, attempts=2)
+    assert f"resent 1 job(s) its previous run left running: {job_id}" in live_worker.log_text()
+
+
 def test_whole_worker_sigkilled_mid_job_is_resent_by_the_reconciler(live_worker, upload):
-    """Main process and pool killed at once: Redis would hand the unacknowledged message back
-    only after its visibility timeout (an hour). The reconciler sees a run older than the hard
-    time limit and sends the job again; a fresh worker finishes it, once."""
+    """Main process and pool killed at once, and the node never comes back (a new worker under
+    another name takes over): the reconciler sees a run older than the hard time limit and sends
+    the job again; the other worker finishes it, once."""
     from datetime import timedelta
 
     from webapp.cases.services.reconcile import reconcile_jobs

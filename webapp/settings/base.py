@@ -75,11 +75,28 @@ TEMPLATES = [
     },
 ]
 
+def configure_database(database: dict) -> dict:
+    """What every environment's database gets: one transaction per request, and, on SQLite,
+    settings for concurrent use.
+
+    Every request is one transaction: the action and its audit row commit or roll back together.
+    The browser fetches a case's images in parallel and each fetch writes an audit row; with
+    SQLite's defaults the concurrent writers get "database is locked" at once. WAL lets readers
+    run beside the one writer, IMMEDIATE takes the write lock at BEGIN (a deferred transaction
+    that upgrades to a write cannot wait for the lock, it fails), and the timeout makes a writer
+    wait its turn instead of failing."""
+    database["ATOMIC_REQUESTS"] = True
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("timeout", env.int("SQLITE_BUSY_TIMEOUT_S", default=30))
+        options.setdefault("transaction_mode", "IMMEDIATE")
+        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+    return database
+
+
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+    "default": configure_database(env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")),
 }
-# Every request is one transaction: the action and its audit row commit or roll back together.
-DATABASES["default"]["ATOMIC_REQUESTS"] = True
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DJANGO_CONN_MAX_AGE", default=0))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -122,22 +139,29 @@ ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
 AUDIT_TRUST_X_FORWARDED_FOR = env.bool("AUDIT_TRUST_X_FORWARDED_FOR", default=False)
 
 # --- Celery (read by workers.app with namespace CELERY) ---------------------------------------
+def broker_transport_options(broker_url: str) -> dict:
+    if broker_url.startswith("filesystem://"):
+        folder = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        # This transport never hands a consumed message back: a whole-worker crash loses it,
+        # and the worker's restart (workers.startup) or the reconciler sends the job again.
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.2,
+        }
+    # Must exceed the hard time limit, or Redis redelivers a job that is still running. A job
+    # whose whole worker died is sent again by that worker's restart or by the reconciler, long
+    # before this hour is up.
+    return {"visibility_timeout": 3600}
+
+
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
-_BROKER_DIR = VAR_DIR / "broker"
-if CELERY_BROKER_URL.startswith("filesystem://"):
-    for _sub in ("queue", "processed", "control"):
-        (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_BROKER_DIR / "queue"),
-        "data_folder_out": str(_BROKER_DIR / "queue"),
-        "processed_folder": str(_BROKER_DIR / "processed"),
-        "control_folder": str(_BROKER_DIR / "control"),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
-else:
-    # Must exceed the hard time limit, or Redis redelivers a job that is still running.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not in a result backend
 CELERY_TASK_ACKS_LATE = True  # a job is acknowledged only once it has finished...
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and delivered again if its worker dies mid-job

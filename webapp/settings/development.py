@@ -1,4 +1,6 @@
-"""Local development and ``scripts/run``: DEBUG on, an insecure key unless one is given."""
+"""For developers only (``DJANGO_SETTINGS_MODULE=webapp.settings.development``): DEBUG on, so
+Django shows its debug pages, and an insecure key unless one is given. What runs the product
+for users is ``webapp.settings.local`` (scripts/run) or ``webapp.settings.production``."""
 
 from .base import *  # noqa: F401,F403
 from .base import env

@@ -5,14 +5,15 @@ pointed at that same test database and Redis database by tests/e2e/conftest.py.
 """
 
 from .base import *  # noqa: F401,F403
-from .base import VAR_DIR, env
+from .base import VAR_DIR, broker_transport_options, configure_database, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-insecure-key")
-DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pneumothorax")}
-DATABASES["default"]["ATOMIC_REQUESTS"] = True
+DATABASES = {"default": configure_database(
+    env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pneumothorax"))}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/11")
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# The embedded-defaults tests run processes on SQLite and the filesystem broker with these settings.
+CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "test-media")
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 STORAGES = {

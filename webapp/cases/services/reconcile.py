@@ -2,7 +2,12 @@
 
 A job id can be lost with the broker (Redis restarted or emptied, a message dropped) or with a
 worker (SIGKILL of the whole worker: Redis gives its unacknowledged message back only after the
-visibility timeout). Run periodically (``python manage.py reconcile_jobs --every 60``, or the
+visibility timeout, an hour; kombu's filesystem transport never gives it back). Two remedies:
+
+- a worker that starts sends again at once the jobs still *running* under its own name: it has
+  just started, so no run of its own is alive, and those are orphans of its previous life
+  (``resend_orphaned_jobs``, called by ``workers.startup``);
+- for a node that never comes back, the reconciler. Run periodically (``python manage.py reconcile_jobs --every 60``, or the
 ``reconcile`` service in docker-compose / systemd), it sends again:
 
 - jobs still *queued* whose last dispatch is older than ``RECONCILE_QUEUED_AFTER_S``;
@@ -38,6 +43,29 @@ class ReconcileReport:
     @property
     def resent(self) -> int:
         return len(self.resent_queued) + len(self.resent_running)
+
+
+def resend_orphaned_jobs(worker: str) -> list[int]:
+    """Send again the jobs marked running under ``worker`` (a Celery node name). Call it only
+    from that worker's start-up, before it runs anything: then none of those runs can be alive.
+    Each delivery still has to claim its job, so a late duplicate from the broker is harmless."""
+    if not worker:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        orphans = list(Job.objects.select_for_update(skip_locked=True)
+                       .filter(status=JobStatus.RUNNING, worker=worker[:200])
+                       .order_by("started_at").values_list("pk", flat=True))
+        Job.objects.filter(pk__in=orphans).update(dispatched_at=now)
+    for job_id in orphans:
+        try:
+            dispatch_job(job_id)
+        except Exception:  # broker down: the reconciler sends it once the run is presumed dead
+            log.warning("could not resend orphaned job %s at start-up", job_id)
+    if orphans:
+        log.info("worker %s resent %d job(s) its previous run left running: %s",
+                 worker, len(orphans), ", ".join(map(str, orphans)))
+    return orphans
 
 
 def reconcile_jobs(queued_after: timedelta | None = None, running_after: timedelta | None = None,

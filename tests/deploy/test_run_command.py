@@ -1,0 +1,92 @@
+"""``scripts/run``, the README's run command, started for real on the embedded defaults: it serves
+the site without Django's debug pages and runs web, worker and reconciler."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+from tests.reliability_harness import free_port
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "run-command-test-password-1"
+
+
+@pytest.fixture
+def running_product(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
+    env.update({
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "CELERY_BROKER_DIR": str(tmp_path / "broker"),
+        "PRIVATE_MEDIA_ROOT": str(tmp_path / "media"),
+        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
+        "DJANGO_SUPERUSER_USERNAME": "admin",
+        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
+        "DJANGO_SUPERUSER_EMAIL": "admin@example.org",
+        "DJANGO_DEBUG": "true",  # must not switch the debug pages on
+        "WEB_CONCURRENCY": "1",
+    })
+    log_path = tmp_path / "run.log"
+    log = open(log_path, "wb")
+    process = subprocess.Popen(["bash", "scripts/run"], cwd=REPO, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"scripts/run exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
+        try:
+            requests.get(f"{url}/login/", timeout=5)
+            break
+        except requests.RequestException:  # not listening yet, or still loading the app
+            time.sleep(0.5)
+    else:
+        pytest.fail(f"scripts/run did not serve:\n{log_path.read_text()[-4000:]}")
+    try:
+        yield url, process, log_path
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C, as a person stops it
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def descendants(pid: int) -> list[str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    found = []
+    for line in out.stdout.splitlines():
+        child, _, args = line.strip().partition(" ")
+        found.append(args)
+        found += descendants(int(child))
+    return found
+
+
+def test_run_command_serves_without_debug_pages_and_runs_the_reconciler(running_product):
+    url, process, log_path = running_product
+    session = requests.Session()
+    page = session.get(f"{url}/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    session.post(f"{url}/login/", data={"username": "admin", "password": PASSWORD,
+                                        "csrfmiddlewaretoken": token}, timeout=10)
+    missing = session.get(f"{url}/cases/00000000-0000-0000-0000-000000000000/", timeout=10)
+    assert missing.status_code == 404
+    # Django's technical 404 lists the URL patterns; the product's own page does not.
+    assert "URLconf" not in missing.text and "DEBUG = True" not in missing.text
+    assert session.get(f"{url}/no-such-page/", timeout=10).status_code == 404
+
+    children = " | ".join(descendants(process.pid))
+    for part in ("gunicorn webapp.wsgi", "celery -A workers worker", "reconcile_jobs --every 60"):
+        assert part in children, children
+    assert "webapp.settings.development" not in log_path.read_text()
