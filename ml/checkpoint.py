@@ -38,6 +38,7 @@ class ModelInfo:
     operating_point: OperatingPoint = field(default_factory=OperatingPoint)
     training: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
+    head_pooling: str = "avg"  # files written before crops were trained have no such key
 
 
 class CheckpointError(RuntimeError):
@@ -82,7 +83,7 @@ def read_info(path: str | Path) -> ModelInfo:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PneumothoraxNet, ModelInfo]:
     info = read_info(path)
-    model = PneumothoraxNet(info.encoder)
+    model = PneumothoraxNet(info.encoder, info.head_pooling)
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), info
@@ -96,6 +97,7 @@ def _metadata(info: ModelInfo) -> dict[str, str]:
         "operating_point": vars(info.operating_point),
         "training": info.training,
         "evaluation": info.evaluation,
+        "head_pooling": info.head_pooling,
     }
     return {"format": FORMAT, "info": json.dumps(body)}
 

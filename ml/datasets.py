@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import random
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,12 +147,20 @@ def load_dataset(layout: str, root: str | Path, rle_csv: str | Path | None = Non
 
 
 def split_by_patient(samples: list[Sample], validation_fraction: float = 0.2,
-                     seed: int = 0) -> tuple[list[Sample], list[Sample]]:
+                     seed: int = 0, validation_patients: Iterable[str] | None = None,
+                     ) -> tuple[list[Sample], list[Sample]]:
     """Patient-disjoint split, stratified by whether a patient has any positive image.
 
     Deterministic for a given seed and sample list, so that training and evaluation agree on
-    which images are held out without passing lists around.
+    which images are held out without passing lists around. ``validation_patients`` fixes the
+    held-out patients instead: when a dataset grows, a recomputed split moves patients across
+    (a new positive changes a patient's stratum), and models trained on the old split would
+    then be scored on images they were trained on.
     """
+    if validation_patients is not None:
+        fixed = set(validation_patients)
+        return ([s for s in samples if s.patient_id not in fixed],
+                [s for s in samples if s.patient_id in fixed])
     by_patient: dict[str, list[Sample]] = defaultdict(list)
     for sample in samples:
         by_patient[sample.patient_id].append(sample)
@@ -164,3 +173,14 @@ def split_by_patient(samples: list[Sample], validation_fraction: float = 0.2,
     train = [s for s in samples if s.patient_id not in validation_patients]
     validation = [s for s in samples if s.patient_id in validation_patients]
     return train, validation
+
+
+# The held-out patients of the shared subset, frozen as they were drawn from its first 1,874
+# images (split_by_patient, 20%, seed 0). The 123 images added since belong to patients already
+# in the subset, and each joins its patient's side; recomputing the split instead would move
+# 135 of 243 patients, some of them into the training set of models already shipped.
+SUBSET_VALIDATION_PATIENTS = Path(__file__).resolve().parent / "splits" / "siim-acr-subset-validation-patients.txt"
+
+
+def read_patient_list(path: str | Path) -> list[str]:
+    return [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]

@@ -36,7 +36,8 @@ from tqdm import tqdm
 
 from ml import metrics
 from ml.checkpoint import OperatingPoint, read_info, update_metadata
-from ml.datasets import Sample, load_dataset, split_by_patient
+from ml.datasets import (SUBSET_VALIDATION_PATIENTS, Sample, load_dataset, read_patient_list,
+                         split_by_patient)
 from ml.errors import XRayError
 from ml.inference import Predictor, decide, upsample
 from ml.reading import read_xray
@@ -72,7 +73,7 @@ def held_out_samples(samples: list[Sample], config: dict) -> list[Sample]:
     limit = config.get("limit")
     pool = samples[:limit] if limit else samples
     _, validation = split_by_patient(pool, float(config.get("val_fraction", 0.2)),
-                                     int(config.get("seed", 0)))
+                                     int(config.get("seed", 0)), config.get("validation_patients"))
     return validation
 
 
@@ -366,6 +367,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="write the chosen operating point and test figures into the model file")
     p.add_argument("--validation-ids", help="list the held-out images must equal "
                    "(default: validation_ids.txt beside the model file, if there)")
+    p.add_argument("--validation-patients", metavar="FILE",
+                   help="the held-out patients, for a model file that does not record them "
+                        "(default for the subset layout: ml/splits/, the split its models were trained on)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only about N held-out images (whole patients; for smoke tests)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -386,6 +390,12 @@ def main(argv=None) -> dict:
     config = info.training.get("config", {})
     samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding,
                            args.patients_csv)
+    if "validation_patients" not in config:
+        # Models trained before the split was frozen held out exactly these patients; a split
+        # redrawn on the grown subset would score them on images they were trained on.
+        patients_file = args.validation_patients or (SUBSET_VALIDATION_PATIENTS if args.layout == "subset" else None)
+        if patients_file:
+            config = {**config, "validation_patients": read_patient_list(patients_file)}
     held_out = held_out_samples(samples, config)
 
     ids_path = Path(args.validation_ids) if args.validation_ids else model_path.parent / "validation_ids.txt"

@@ -37,17 +37,21 @@ PIXEL_STD = 0.226
 class PneumothoraxNet(nn.Module):
     """Returns (mask logits (N,1,H,W), image-level logits (N,))."""
 
-    def __init__(self, encoder: str = "efficientnet-b3"):
+    def __init__(self, encoder: str = "efficientnet-b3", head_pooling: str = "avg"):
         super().__init__()
         if encoder not in SMP_ENCODER_NAMES:
             raise ValueError(f"Unknown encoder {encoder!r}: one of {sorted(SMP_ENCODER_NAMES)}")
         self.encoder_name = encoder
+        # "max" for models trained on crops: the image-level head then answers "is there a lesion
+        # anywhere", which means the same on a 256 px crop and on the whole 512 px image; an
+        # average over the whole image would dilute a lesion that filled a crop.
+        self.head_pooling = head_pooling
         self.unet = smp.Unet(
             encoder_name=SMP_ENCODER_NAMES[encoder],
             encoder_weights=None,
             in_channels=1,
             classes=1,
-            aux_params={"classes": 1, "dropout": 0.2},
+            aux_params={"classes": 1, "dropout": 0.2, "pooling": head_pooling},
         )
         # The encoders keep their ImageNet head (a 1x1 conv to 1280 channels and its norm), which
         # smp's U-Net never calls. Frozen, so that DDP does not wait for gradients that never
@@ -62,8 +66,8 @@ class PneumothoraxNet(nn.Module):
         return mask_logits, class_logits.squeeze(1)
 
 
-def build_model(encoder: str, pretrained: bool = False) -> PneumothoraxNet:
-    model = PneumothoraxNet(encoder)
+def build_model(encoder: str, pretrained: bool = False, head_pooling: str = "avg") -> PneumothoraxNet:
+    model = PneumothoraxNet(encoder, head_pooling)
     if pretrained:
         load_imagenet_encoder(model, encoder)
     return model

@@ -19,9 +19,12 @@ def to_input_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 class CachedSegmentationDataset(Dataset):
-    def __init__(self, samples: list[CachedSample], transform=None):
+    def __init__(self, samples: list[CachedSample], transform=None, label_from_mask: bool = False):
         self.samples = samples
         self.transform = transform
+        # On crops the label is whether the crop shows a lesion: a positive image's crop away
+        # from its pneumothorax holds nothing for the image-level head to find.
+        self.label_from_mask = label_from_mask
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -35,10 +38,12 @@ class CachedSegmentationDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
+        mask = (mask > 127).astype(np.float32)
+        label = bool(mask.any()) if self.label_from_mask else sample.has_pneumothorax
         return {
             "image": to_input_tensor(image),
-            "mask": torch.from_numpy((mask > 127).astype(np.float32))[None],
-            "label": torch.tensor(float(sample.has_pneumothorax)),
+            "mask": torch.from_numpy(mask)[None],
+            "label": torch.tensor(float(label)),
             "index": index,
         }
 

@@ -127,9 +127,31 @@ def test_folders_layout(tiny_dataset, labels, tmp_path):
 
 def test_subset_layout(shared_data):
     samples = load_subset(shared_data)
-    assert len(samples) == 1874
-    assert sum(s.has_pneumothorax for s in samples) == 907
+    assert len(samples) == 1997
+    assert sum(s.has_pneumothorax for s in samples) == 1030
     assert len({s.patient_id for s in samples}) == 1214
+
+
+def test_frozen_held_out_patients_keep_the_first_split_as_the_subset_grew(shared_data, labels):
+    """The subset grew from 1,874 to 1,997 images (123 DICOM positives of patients already in
+    it). Drawn again, the split would move patients between training and validation, and the
+    shipped models (trained on the first split) would be scored on images they learned from.
+    The frozen list is the first draw, and every new image joins its patient's side."""
+    from ml.datasets import SUBSET_VALIDATION_PATIENTS, read_patient_list
+
+    samples = load_subset(shared_data)
+    added = {row["image_id"] for row in labels if row["source"].endswith("from torchxrayvision")}
+    first_images = [s for s in samples if s.image_id not in added]
+    assert len(first_images) == 1874
+    frozen = read_patient_list(SUBSET_VALIDATION_PATIENTS)
+    redrawn_then = {s.patient_id for s in split_by_patient(first_images, 0.2, seed=0)[1]}
+    assert set(frozen) == redrawn_then and len(frozen) == 243
+
+    train, validation = split_by_patient(samples, 0.2, seed=0, validation_patients=frozen)
+    assert not {s.patient_id for s in train} & {s.patient_id for s in validation}
+    assert len(validation) == 389 and sum(s.has_pneumothorax for s in validation) == 193
+    redrawn_now = {s.patient_id for s in split_by_patient(samples, 0.2, seed=0)[1]}
+    assert redrawn_now != set(frozen)  # why the list is frozen
 
 
 def test_patient_split_disjoint_deterministic(shared_data):
@@ -146,8 +168,11 @@ def test_patient_split_disjoint_deterministic(shared_data):
     assert {s.image_id for s in other} != {s.image_id for s in validation}
     patients = len({s.patient_id for s in samples})
     assert abs(len({s.patient_id for s in validation}) / patients - 0.2) < 0.01
-    positive_share = np.mean([s.has_pneumothorax for s in validation])
-    assert abs(positive_share - 907 / 1874) < 0.06  # stratified
+    # stratified by patient: the share of patients with a positive image is kept
+    def positive_patients(group):
+        ids = {s.patient_id for s in group}
+        return len({s.patient_id for s in group if s.has_pneumothorax}) / len(ids)
+    assert abs(positive_patients(validation) - positive_patients(samples)) < 0.01
 
 
 def test_evaluation_recomputes_the_split_training_wrote_down(tiny_model, tiny_dataset):

@@ -34,7 +34,8 @@ def test_cache(tiny_cache, tiny_dataset):
         assert bool(mask.any()) == sample.has_pneumothorax
 
 
-def test_few_steps_lower_the_loss(tiny_cache):
+def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False, steps: int = 8) -> list[float]:
+    """Losses of a few optimiser steps on 4 tiny-cache images, from one seed."""
     from ml.cache import load_cache
     from ml.losses import HybridLoss
     from ml.model import build_model
@@ -49,18 +50,101 @@ def test_few_steps_lower_the_loss(tiny_cache):
     # 64 px keeps this quick on two busy cores; masks stay non-empty (area-max pooling)
     batch["image"] = torch.nn.functional.avg_pool2d(batch["image"], TINY_SIZE // 64)
     batch["mask"] = torch.nn.functional.max_pool2d(batch["mask"], TINY_SIZE // 64)
-    model = build_model("tf_efficientnet_lite0", pretrained=True).train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model("tf_efficientnet_lite0", pretrained=True).to(memory_format=memory_format).train()
+    images = batch["image"].contiguous(memory_format=memory_format)
     loss_fn = HybridLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     losses = []
-    for _ in range(8):
-        mask_logits, class_logits = model(batch["image"])
+    for _ in range(steps):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            mask_logits, class_logits = model(images)
         loss = loss_fn(mask_logits, class_logits, batch["mask"], batch["label"])["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
+    return losses
+
+
+def test_few_steps_lower_the_loss(tiny_cache):
+    losses = few_steps(tiny_cache)
     assert min(losses[-3:]) < 0.85 * losses[0], losses
+
+
+def test_bf16_channels_last_steps_lower_the_loss_like_fp32(tiny_cache):
+    """The CPU fast path (bf16 autocast + channels-last) must learn like fp32: same start, a
+    comparable fall. bf16 keeps 8 bits of mantissa, so the curves differ a little, not a lot."""
+    fp32 = few_steps(tiny_cache)
+    bf16 = few_steps(tiny_cache, bf16=True, channels_last=True)
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.15)  # one forward pass: rounding only
+    assert min(bf16[-3:]) < 0.85 * bf16[0], bf16
+    fall_fp32, fall_bf16 = min(fp32[-3:]) / fp32[0], min(bf16[-3:]) / bf16[0]
+    assert abs(fall_bf16 - fall_fp32) < 0.15, (fp32, bf16)
+
+
+def test_precision_auto_takes_bf16_only_where_the_cpu_has_it():
+    from ml.train import cpu_supports_bf16, use_bf16
+
+    cpu = torch.device("cpu")
+    assert use_bf16("auto", cpu) is cpu_supports_bf16()  # emulated bf16 is slower than fp32
+    assert use_bf16("bf16", cpu) is True and use_bf16("fp32", cpu) is False
+
+
+def test_lesion_biased_crops_show_the_lesion_and_label_the_crop(tiny_cache):
+    from ml.augment import training_transform
+    from ml.cache import load_cache
+    from ml.training_data import CachedSegmentationDataset
+
+    samples = load_cache(tiny_cache)
+    positives = [s for s in samples if s.has_pneumothorax]
+    on_lesion = CachedSegmentationDataset(positives, training_transform(TINY_SIZE, crop=32, lesion_crop_share=1.0),
+                                          label_from_mask=True)
+    for index in range(len(positives)):
+        item = on_lesion[index]
+        assert item["image"].shape == item["mask"].shape == (1, 32, 32)
+        assert item["mask"].any() and item["label"] == 1.0
+    # uniform crops of small lesions miss most of them, and then the crop's label says so
+    uniform = CachedSegmentationDataset(positives * 4, training_transform(TINY_SIZE, crop=32, lesion_crop_share=0.0),
+                                        label_from_mask=True)
+    items = [uniform[i] for i in range(len(uniform))]
+    assert all(bool(item["mask"].any()) == (item["label"] == 1.0) for item in items)
+    assert any(item["label"] == 0.0 for item in items)
+
+
+def test_crop_training_with_ema_and_fixed_held_out_patients(tiny_cache, tiny_dataset, tmp_path):
+    """ml.train on 64 px crops of the 128 px cache: validation and the model file at the cache's
+    whole-image size, the image-level head max-pooled (the same question on a crop and on the
+    whole image), an EMA model beside it, and the held-out patients taken from a list."""
+    from ml import train
+    from ml.cache import load_cache
+    from ml.checkpoint import load_model, read_info
+    from ml.datasets import load_folders
+    from ml.evaluate import held_out_samples
+
+    samples = load_cache(tiny_cache)
+    held_out = sorted({s.patient_id for s in samples})[:3]
+    patients_file = tmp_path / "patients.txt"
+    patients_file.write_text("".join(f"{p}\n" for p in held_out))
+    out = tmp_path / "run"
+    train.main(["--cache", str(tiny_cache), "--out", str(out), "--encoder", "tf_efficientnet_lite0",
+                "--epochs", "1", "--batch-size", "4", "--crop", "64", "--ema", "0.5",
+                "--validation-patients", str(patients_file), "--quiet"])
+    info = read_info(out / "best.safetensors")
+    assert info.image_size == TINY_SIZE and info.head_pooling == "max"
+    config = info.training["config"]
+    assert config["crop"] == 64 and config["validation_patients"] == held_out
+    assert config["precision"] == ("bf16" if train.cpu_supports_bf16() else "fp32")
+    model, _ = load_model(out / "best.safetensors")
+    assert isinstance(model.unet.classification_head[0], torch.nn.AdaptiveMaxPool2d)
+    written = (out / "validation_ids.txt").read_text().split()
+    assert sorted(written) == sorted(s.image_id for s in samples if s.patient_id in held_out)
+    assert sorted(s.image_id for s in held_out_samples(load_folders(tiny_dataset), config)) == sorted(written)
+
+    ema, ema_info = load_model(out / "ema.safetensors")
+    assert ema_info.head_pooling == "max" and ema_info.training["ema"] == 0.5
+    assert any(not torch.equal(a, b) for a, b in zip(ema.state_dict().values(), model.state_dict().values())
+               if a.is_floating_point())
 
 
 def test_train_writes_its_outputs(tiny_model):
