@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
 
@@ -9,8 +11,21 @@ from webapp.audit.views import audit_list
 
 admin.site.site_header = "Pneumothorax Triage administration"
 
+
+class FaviconView(RedirectView):
+    """Browsers ask for /favicon.ico whatever the page says (the admin's pages name no icon):
+    send them to the static file. The URL is looked up per request, not at import, because
+    production's manifest storage knows the hashed name only after collectstatic."""
+
+    permanent = False
+
+    def get_redirect_url(self, *args, **kwargs):
+        return static("favicon.ico")
+
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="cases:list"), name="home"),
+    path("favicon.ico", login_not_required(FaviconView.as_view()), name="favicon"),  # no login: an icon
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
                                                 authentication_form=ThrottledAuthenticationForm),
          name="login"),

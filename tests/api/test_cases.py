@@ -109,6 +109,20 @@ def test_validation_errors_are_400_with_reasons_and_store_nothing(owner, token_c
     assert not Case.objects.exists() and not CaseImage.objects.exists()
 
 
+def test_lateral_film_is_refused_through_the_api_too(owner, token_client):
+    from tests.web.test_upload import chest_dicom
+
+    response = token_client(owner).post("/api/v1/cases/", {"images": [chest_dicom("LL", name="lat.dcm")]},
+                                        format="multipart")
+    assert response.status_code == 400, response.content
+    assert any("lat.dcm: This is a lateral view (ViewPosition LL): the model reads frontal PA/AP "
+               "chest films only" in e for e in response.json()["errors"])
+    assert not Case.objects.exists() and not CaseImage.objects.exists()
+    accepted = token_client(owner).post("/api/v1/cases/", {"images": [chest_dicom("AP")]},
+                                        format="multipart")
+    assert accepted.status_code == 201, accepted.content
+
+
 def test_too_many_files_is_a_400_with_the_reason(owner, token_client, xray_file, settings):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -209,8 +223,9 @@ def test_drf_create_token_command_issues_a_working_token(owner, capsys):
 
 
 def test_schema_and_interactive_docs_are_served_locally(client, owner):
-    for url in ("/api/schema/?format=json", "/api/docs/", "/api/redoc/"):
-        assert client.get(url).status_code in (401, 403), url  # login everywhere
+    assert client.get("/api/schema/?format=json").status_code in (401, 403)  # login everywhere
+    for url in ("/api/docs/", "/api/redoc/"):  # browser pages: to the login page (test_docs.py)
+        assert client.get(url).status_code == 302 and "/login/" in client.get(url)["Location"], url
     client.force_login(owner)
     schema = client.get("/api/schema/?format=json")
     assert schema.status_code == 200 and schema.json()["openapi"].startswith("3.")

@@ -17,7 +17,9 @@ from webapp.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-PUBLIC = {"login"}  # the only page an anonymous visitor may see; anything else fails below
+# The only page an anonymous visitor may see, and /favicon.ico (a redirect to the static icon,
+# which browsers fetch on every page, the login page included); anything else fails below.
+PUBLIC = {"login", "favicon"}
 
 
 def all_patterns(resolver=None, prefix=""):

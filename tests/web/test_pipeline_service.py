@@ -110,3 +110,32 @@ def test_stale_queued_jobs_are_found_for_resending(owner, make_case, stub_predic
     Job.objects.filter(pk__in=[old.pk, done.pk]).update(queued_at=timezone.now() - timedelta(minutes=10))
     analyse_job(done.pk, stub_predictor)
     assert jobs.stale_queued_job_ids(timedelta(minutes=5)) == [old.pk]
+
+
+def test_lateral_film_that_reached_the_worker_fails_with_the_reason(owner, stub_predictor):
+    """Refused at upload; a job queued another way (e.g. before the check existed) fails in the
+    worker with the same reason, and the model is never run on it."""
+    from tests.web.test_upload import chest_dicom
+    from webapp.cases.services.uploads import create_case
+
+    case = create_case(owner, [chest_dicom("PA")], "10.0.0.9")
+    image = case.images.get()
+    lateral = chest_dicom("LL").read()
+    with private_storage.open(image.original.name, "wb") as handle:
+        handle.write(lateral)
+    assert analyse_job(image.job.pk, stub_predictor) == "failed"
+    job = Job.objects.get(pk=image.job.pk)
+    assert "lateral view (ViewPosition LL): the model reads frontal PA/AP chest films only" in job.error
+    assert stub_predictor.calls == 0 and not job.mask.name and job.probability is None
+
+
+def test_header_recorded_at_upload_counts_in_the_worker(owner, stub_predictor):
+    from tests.web.test_upload import chest_dicom
+    from webapp.cases.services.uploads import create_case
+
+    case = create_case(owner, [chest_dicom(None)], "10.0.0.9")
+    image = case.images.get()
+    image.metadata = {**image.metadata, "ViewPosition": "RLD"}  # as the upload read it
+    image.save(update_fields=["metadata"])
+    assert analyse_job(image.job.pk, stub_predictor) == "failed"
+    assert "lateral decubitus view (ViewPosition RLD)" in Job.objects.get(pk=image.job.pk).error

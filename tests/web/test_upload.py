@@ -94,3 +94,61 @@ def test_reference_must_be_unique_per_user(login, owner):
     response = post(client, real("png"), client_reference="ward-7/42")
     assert response.status_code == 400 and "already have a case" in response.content.decode()
     assert Case.objects.count() == 1
+
+
+# --- the projection: the model reads frontal films only --------------------------------------
+
+def chest_dicom(view_position=None, name=None, **elements):
+    """A synthetic chest film (tests/dicom_factory) with this ViewPosition, or none."""
+    import numpy as np
+
+    from tests.dicom_factory import dicom_bytes
+
+    rows = np.linspace(0, 255, 256, dtype=np.float64)
+    pixels = np.add.outer(rows, rows[::-1]).astype(np.uint16) // 2
+    if view_position is not None:
+        elements["ViewPosition"] = view_position
+    data = dicom_bytes(pixels.astype(np.uint8), BodyPartExamined="CHEST", **elements)
+    return SimpleUploadedFile(name or f"chest-{view_position or 'none'}.dcm", data)
+
+
+def stored_files():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    root = Path(str(settings.PRIVATE_MEDIA_ROOT))
+    return {p for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+@pytest.mark.parametrize("view_position, kind", [
+    ("LL", "lateral"), ("RL", "lateral"), ("LATERAL", "lateral"), ("LAT", "lateral"),
+    ("XTABLE LATERAL", "lateral"), ("RLD", "lateral decubitus"), ("LLD", "lateral decubitus"),
+    ("AP LLD", "lateral decubitus"), ("RAO", "oblique"),
+])
+def test_non_frontal_film_is_refused_with_the_reason_and_nothing_is_stored(login, owner,
+                                                                           view_position, kind):
+    before = stored_files()
+    response = post(login(owner), chest_dicom(view_position, name="side.dcm"))
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "The upload was refused" in page and "side.dcm" in page
+    assert (f"{kind} view (ViewPosition {view_position}): the model reads frontal PA/AP chest "
+            "films only") in page
+    assert not Case.objects.exists() and not CaseImage.objects.exists() and not Job.objects.exists()
+    assert stored_files() == before
+
+
+def test_lateral_film_refuses_the_whole_case(login, owner):
+    response = post(login(owner), chest_dicom("PA"), chest_dicom("LL"))
+    assert response.status_code == 400
+    assert "lateral view (ViewPosition LL)" in response.content.decode()
+    assert not Case.objects.exists()
+
+
+@pytest.mark.parametrize("view_position", ["PA", "AP", None])
+def test_frontal_film_is_accepted(login, owner, view_position):
+    assert post(login(owner), chest_dicom(view_position)).status_code == 302
+    image = CaseImage.objects.get()
+    assert image.job.status == JobStatus.QUEUED
+    assert image.metadata.get("ViewPosition") == view_position

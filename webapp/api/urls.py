@@ -1,17 +1,25 @@
 """/api/v1/ (REST API) and /api/schema/ + /api/docs/ + /api/redoc/ (OpenAPI 3, drf-spectacular).
 
 The site's LoginRequiredMiddleware would send anonymous requests to the login page; API views
-authenticate themselves (token or session, 401 otherwise), so they opt out of it."""
+and the schema, which programs read, authenticate themselves (token or session; 401/403 JSON
+otherwise), so they opt out of it. The two documentation pages are for browsers: an anonymous
+visitor is sent to the login page (302, with ?next=) like everywhere else on the site. (DRF marks
+its views login_not_required; Django's login_required around them puts the redirect back.)"""
 
-from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from . import views
+from .docs import RedocDocsView, SwaggerDocsView
 
 
 def api(view_class):
     return login_not_required(view_class.as_view())
+
+
+def browser_page(view_class, **initkwargs):
+    return login_required(view_class.as_view(**initkwargs))
 
 
 image = "cases/<uuid:case_id>/images/<uuid:image_id>/"
@@ -33,6 +41,6 @@ app_name = "api"
 urlpatterns = [
     path("v1/", include(v1)),
     path("schema/", api(SpectacularAPIView), name="schema"),
-    path("docs/", login_not_required(SpectacularSwaggerView.as_view(url_name="api:schema")), name="docs"),
-    path("redoc/", login_not_required(SpectacularRedocView.as_view(url_name="api:schema")), name="redoc"),
+    path("docs/", browser_page(SwaggerDocsView, url_name="api:schema"), name="docs"),
+    path("redoc/", browser_page(RedocDocsView, url_name="api:schema"), name="redoc"),
 ]

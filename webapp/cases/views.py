@@ -13,7 +13,7 @@ from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.forms import UploadForm
 from webapp.cases.models import JobStatus
-from webapp.cases.services import access, status, worklist
+from webapp.cases.services import access, display, status, worklist
 from webapp.cases.services.model_versions import known_model_versions
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.uploads import UploadRejected, create_case
@@ -59,8 +59,13 @@ def model_versions(request):
 def case_detail(request, case_id):
     case = access.get_visible_case(request.user, case_id)
     audit.record(request.user, Action.VIEW_CASE, case, audit.client_address(request))
+    images = list(case.images.select_related("job"))
+    thresholds = display.image_thresholds(image.job.model_version for image in images)
+    for image in images:  # the result as the status JSON gives it, for a page opened when done
+        image.result_text = display.result_text(status.job_summary(image.job),
+                                                thresholds.get(image.job.model_version))
     return render(request, "cases/detail.html", {
-        "case": case, "images": case.images.select_related("job"),
+        "case": case, "images": images, "study": display.study_fields(case.study_metadata),
         "status_url": reverse("cases:status", kwargs={"case_id": case.pk}),
     })
 
@@ -71,7 +76,10 @@ def case_status(request, case_id):
     """Polled about once a second by the case page; not audited (the page view is)."""
     case = access.get_visible_case(request.user, case_id)
     payload = status.case_status(case)
+    thresholds = display.image_thresholds(image["model_version"] for image in payload["images"])
     for image in payload["images"]:
+        image["image_threshold"] = thresholds.get(image["model_version"])
+        image["result_text"] = display.result_text(image, image["image_threshold"])
         done = image["status"] == JobStatus.DONE
         for kind in ("overlay", "mask"):
             image[f"{kind}_url"] = _file_url(case.pk, image["id"], kind) if done else None

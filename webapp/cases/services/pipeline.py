@@ -15,6 +15,7 @@ from ml.errors import XRayError
 from ml.reading import read_xray
 from webapp.cases.services import rendering
 from webapp.cases.services.jobs import claim_job, complete_job, fail_job
+from webapp.cases.services.projection import check_frontal
 from webapp.cases.storage import private_storage
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,10 @@ def _run(job, token: str, predictor) -> str:
     started = time.perf_counter()
     with private_storage.open(job.image.original.name, "rb") as handle:
         xray = read_xray(handle.read())
+    # Refused at upload; checked again for a job that got here another way. The header read at
+    # upload (image.metadata) counts too, in case the stored file's header lost the field.
+    check_frontal(xray.metadata)
+    check_frontal(job.image.metadata or {})
     timings["read"] = _ms(started)
     if getattr(settings, "INFERENCE_TEST_FAULTS", False):  # defined in webapp.settings.test only
         _inject_test_fault(job.image.original_name)

@@ -1,4 +1,5 @@
-"""Accepting uploads: each file is checked by its content (ml.reading decodes it fully), then the
+"""Accepting uploads: each file is checked by its content (ml.reading decodes it fully; a DICOM
+whose header names a lateral or other non-frontal view is refused, services.projection), then the
 case, its images, their jobs and the audit row are written in one transaction; the jobs are
 sent to the queue only once that transaction has committed."""
 
@@ -21,6 +22,7 @@ from webapp.cases.models import Case, CaseImage, Job
 from webapp.cases.services import rendering
 from webapp.cases.services.deidentify import DeidentificationError, deidentify_dicom
 from webapp.cases.services.jobs import enqueue_job_on_commit
+from webapp.cases.services.projection import check_frontal
 from webapp.cases.storage import private_storage
 
 EXTENSIONS = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}
@@ -68,6 +70,7 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
         raise UploadRejected([f"{name}: the file is larger than the limit of {limit // 2**20} MB."])
     try:
         xray = read_xray(data)
+        check_frontal(xray.metadata)  # a lateral film read as frontal gives a meaningless answer
     except XRayError as exc:
         raise UploadRejected([f"{name}: {exc}"]) from exc
     sha256 = hashlib.sha256(data).hexdigest()  # of the file as received

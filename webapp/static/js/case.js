@@ -1,6 +1,7 @@
 // Case page: poll the status view about once a second; when an image's job is done, swap the
 // X-ray for its overlay and show the result; when it failed, show the reason. Stops when every
-// image has finished. No framework, no CDN.
+// image has finished. No framework, no CDN. Status, result and reason sit in live regions
+// (detail.html), so a screen reader announces them as they arrive.
 (function () {
   "use strict";
   var root = document.getElementById("case");
@@ -8,17 +9,10 @@
   var statusUrl = root.dataset.statusUrl;
   var shown = {};
 
-  function percent(x) { return (100 * x).toFixed(x < 0.01 ? 2 : 1) + "%"; }
-
-  function describe(image) {
-    if (image.status !== "done") { return ""; }
-    var text = image.positive ? "Pneumothorax suspected" : "No pneumothorax detected";
-    text += " · probability " + image.probability.toFixed(2);
-    if (image.positive) {
-      text += " · area " + percent(image.area_fraction) + " of the image";
-      if (image.area_cm2 !== null) { text += " (" + image.area_cm2.toFixed(1) + " cm²)"; }
-    }
-    return text + " · model " + image.model_version;
+  // Set text only when it changes: each change inside the page's live regions (role="status",
+  // aria-live="polite") is read out by screen readers, and the poll runs every second.
+  function setText(element, text) {
+    if (element.textContent !== text) { element.textContent = text; }
   }
 
   function update(image) {
@@ -26,15 +20,17 @@
     if (!section) { return; }
     var part = function (role) { return section.querySelector('[data-role="' + role + '"]'); };
     var badge = part("status");
-    badge.textContent = image.status;
+    setText(badge, image.status);
     badge.className = "status status-" + image.status;
     if (image.status === "failed") {
-      part("error").textContent = image.error;
+      setText(part("error"), image.error);
       part("error").hidden = false;
     }
     if (image.status === "done" && !shown[image.id]) {
       shown[image.id] = true;
-      part("result").textContent = describe(image);
+      // The sentence is made by the server (webapp.cases.services.display.result_text), with
+      // the probability threshold of the model that gave the result.
+      setText(part("result"), image.result_text);
       var picture = part("picture");
       picture.onload = function () { picture.dataset.overlayLoaded = "1"; };
       picture.id = "overlay-" + image.id;
