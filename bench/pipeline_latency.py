@@ -116,8 +116,8 @@ def main() -> None:
     from django.core.management import call_command
     from django.test import Client
 
-    from workers.celery_app import app
     from webapp.accounts.models import User
+    from webapp.celery_app import app
 
     call_command("migrate", verbosity=0)
     app.control.purge()

@@ -148,7 +148,7 @@ def use_broker(url: str | None) -> str | None:
     """Point this (test) process's Celery publishing at another broker (None: back to the
     configured one). Celery reads CELERY_BROKER_WRITE_URL from the environment before its
     settings; the pools are dropped so that the next send connects anew."""
-    from workers.celery_app import app
+    from webapp.celery_app import app
 
     previous = os.environ.get("CELERY_BROKER_WRITE_URL")
     if url is None:

@@ -28,7 +28,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     DATABASE_URL / CELERY_BROKER_URL / PRIVATE_MEDIA_ROOT overrides reach it)."""
     from django.conf import settings
 
-    from workers.celery_app import app
+    from webapp.celery_app import app
 
     db = settings.DATABASES["default"]
     if db["ENGINE"] != "django.db.backends.postgresql":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -17,12 +18,19 @@ _lock = threading.Lock()
 os.environ.setdefault("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
 
 
+def model_path() -> Path:
+    """The model file this worker serves: settings.PNEUMOTHORAX_MODEL (environment
+    ``PNEUMOTHORAX_MODEL``, default ml/weights/pneumothorax-unet.safetensors)."""
+    from django.conf import settings
+
+    return Path(settings.PNEUMOTHORAX_MODEL)
+
+
 def check_model() -> str | None:
     """None if the configured model file is usable, else the reason (for a start-up error)."""
     from ml.checkpoint import CheckpointError, read_info
-    from ml.inference import configured_model_path
 
-    path = configured_model_path()
+    path = model_path()
     if not path.is_file():
         return (f"no trained model at {path}. Train one (python -m ml.train) or set "
                 "PNEUMOTHORAX_MODEL to the model file.")
@@ -39,9 +47,8 @@ def model_summary() -> dict:
     from dataclasses import asdict
 
     from ml.checkpoint import read_info
-    from ml.inference import configured_model_path
 
-    info = read_info(configured_model_path())
+    info = read_info(model_path())
     return {"version": info.version, "encoder": info.encoder, "image_size": info.image_size,
             "operating_point": asdict(info.operating_point),
             "test_figures": info.evaluation.get("test", {})}
@@ -62,7 +69,8 @@ def get_predictor():
                 from ml.inference import Predictor
 
                 device = "cuda" if cuda_available() else "cpu"
-                _predictor = Predictor(device=device, threads=settings.INFERENCE_THREADS,
+                _predictor = Predictor(model_path(), device=device,
+                                       threads=settings.INFERENCE_THREADS,
                                        flip_tta=settings.INFERENCE_FLIP_TTA)
                 log.info("pid %s loaded model %s on %s", os.getpid(), _predictor.version, device)
     return _predictor

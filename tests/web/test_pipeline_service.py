@@ -139,3 +139,48 @@ def test_header_recorded_at_upload_counts_in_the_worker(owner, stub_predictor):
     image.save(update_fields=["metadata"])
     assert analyse_job(image.job.pk, stub_predictor) == "failed"
     assert "lateral decubitus view (ViewPosition RLD)" in Job.objects.get(pk=image.job.pk).error
+
+
+def test_dispatch_sends_the_job_by_task_name_with_a_keyword_id(monkeypatch, settings):
+    from webapp.celery_app import app
+
+    sent = []
+    monkeypatch.setattr(app, "send_task", lambda name, **options: sent.append((name, options)))
+    settings.INFERENCE_QUEUE = "gpu"
+    jobs.dispatch_job(42)
+    [(name, options)] = sent
+    assert name == "workers.tasks.analyse_image"
+    assert options["kwargs"] == {"job_pk": 42} and "args" not in options
+    assert options["queue"] == "gpu"
+
+
+@pytest.mark.parametrize("form", ["kwargs", "queued-before-kwargs-positional"])
+def test_task_runs_the_job_sent_by_keyword_or_by_position(owner, make_case, stub_predictor,
+                                                          monkeypatch, form):
+    import workers.model
+    from workers.tasks import analyse_image
+
+    monkeypatch.setattr(workers.model, "get_predictor", lambda: stub_predictor)
+    job = make_case(owner).images.get().job
+    result = analyse_image.run(job_pk=job.pk) if form == "kwargs" else analyse_image.run(job.pk)
+    assert result == "done" and Job.objects.get(pk=job.pk).status == JobStatus.DONE
+    assert stub_predictor.calls == 1
+
+
+def test_filesystem_broker_folders_are_made_by_the_celery_app_not_by_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from webapp.celery_app import ensure_broker_folders
+    from webapp.settings.base import broker_transport_options
+
+    options = broker_transport_options("filesystem://localhost/")
+    folder = tmp_path / "broker"
+    options.update({name: str(folder / name) for name in
+                    ("data_folder_in", "data_folder_out", "processed_folder", "control_folder")})
+    assert not folder.exists()
+    ensure_broker_folders(SimpleNamespace(broker_url="filesystem://localhost/",
+                                          broker_transport_options=options))
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["data_folder_in", "data_folder_out", "processed_folder", "control_folder"])
+    ensure_broker_folders(SimpleNamespace(broker_url="redis://127.0.0.1:6379/0",
+                                          broker_transport_options={"visibility_timeout": 3600}))

@@ -9,8 +9,6 @@ from django.urls import reverse
 from webapp.cases.models import CaseImage, Job, JobStatus
 from webapp.cases.services.status import aggregate_status, job_summary
 
-FILE_KINDS = ("original", "preview", "mask", "overlay", "dicom-seg", "dicom-sc")
-
 
 def _url(request, name, **kwargs):
     return request.build_absolute_uri(reverse(f"api:{name}", kwargs=kwargs))

@@ -35,10 +35,6 @@ class Case(models.Model):
         return f"Case {self.id}"
 
 
-def _image_path(image, kind: str, extension: str) -> str:
-    return f"cases/{image.case_id}/{image.id}/{kind}.{extension}"
-
-
 class CaseImage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="images")
@@ -106,10 +102,6 @@ class Job(models.Model):
 
     def __str__(self):
         return f"Job {self.pk} ({self.status})"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
 
 
 class ModelVersion(models.Model):

@@ -126,7 +126,7 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
 
 # Uploaded X-rays and results. Deliberately NOT under MEDIA_URL/STATIC: nothing serves this folder
-# directly; every file goes through a view that checks the user (webapp.cases.views.files).
+# directly; every file goes through a view that checks the user (webapp.cases.views.image_file).
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private-media")
 MAX_UPLOAD_FILE_BYTES = env.int("MAX_UPLOAD_FILE_BYTES", default=50 * 1024 * 1024)
 MAX_UPLOAD_FILES = env.int("MAX_UPLOAD_FILES", default=20)
@@ -138,12 +138,12 @@ ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
 # Behind a reverse proxy that sets X-Forwarded-For, audit rows record the client, not the proxy.
 AUDIT_TRUST_X_FORWARDED_FOR = env.bool("AUDIT_TRUST_X_FORWARDED_FOR", default=False)
 
-# --- Celery (read by workers.app with namespace CELERY) ---------------------------------------
+# --- Celery (read by webapp.celery_app with namespace CELERY) ---------------------------------
 def broker_transport_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem://"):
+        # Only named here: webapp.celery_app.ensure_broker_folders creates them when the Celery
+        # app's configuration is loaded (settings have no side effects at import).
         folder = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-        for sub in ("queue", "processed", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
         # This transport never hands a consumed message back: a whole-worker crash loses it,
         # and the worker's restart (workers.startup) or the reconciler sends the job again.
         return {
@@ -175,6 +175,9 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
+# The model file the worker serves (read by workers.model; ml.inference has the same default).
+PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
+                          or BASE_DIR / "ml" / "weights" / "pneumothorax-unet.safetensors")
 # Which queue the web sends inference jobs to: "cpu", or "gpu" where GPU workers run.
 INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None

@@ -98,9 +98,10 @@ def stale_queued_job_ids(older_than: timedelta) -> list[int]:
 
 def dispatch_job(job_id: int) -> None:
     """Send the job to the queue, by id only (no file, no patient data in the message)."""
-    from workers.celery_app import app  # the Celery app is light; no torch is imported here
+    from webapp.celery_app import app  # the Celery app is light; no worker code, no torch
 
-    app.send_task(ANALYSE_TASK, args=[job_id], queue=settings.INFERENCE_QUEUE, retry=True,
+    app.send_task(ANALYSE_TASK, kwargs={"job_pk": job_id}, queue=settings.INFERENCE_QUEUE,
+                  retry=True,
                   retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 
 

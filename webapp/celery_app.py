@@ -1,0 +1,41 @@
+"""The Celery app, with the Django project's configuration (as cookiecutter-django's
+config/celery_app.py). Configuration comes from Django settings (CELERY_* names), so the web and
+the worker agree on broker, queues and limits. Importing this module is cheap (no torch, no
+worker code): the web imports it to send jobs by task name. The worker starts from
+``celery -A workers worker``; ``workers.celery_app`` re-exports this app and connects the
+worker's signal handlers (``workers.startup``) in worker processes only."""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
+
+app = Celery("workers", include=["workers.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")
+# Every queue this product knows. A worker started without -Q consumes those its machine can
+# serve (workers.startup drops "gpu" where CUDA is absent); on a cluster, pin them with -Q.
+app.conf.task_queues = (Queue("cpu"), Queue("gpu"))
+
+FILESYSTEM_FOLDER_OPTIONS = ("data_folder_in", "data_folder_out", "processed_folder",
+                             "control_folder")
+
+
+def ensure_broker_folders(conf=None) -> None:
+    """Create the folders of kombu's filesystem transport (the embedded default broker) if they
+    are missing. Settings only name them; this runs when the app's configuration is loaded, in
+    the web before its first send and in the worker before it consumes."""
+    conf = app.conf if conf is None else conf
+    if not str(conf.broker_url or "").startswith("filesystem://"):
+        return
+    options = conf.broker_transport_options or {}
+    for name in FILESYSTEM_FOLDER_OPTIONS:
+        if options.get(name):
+            Path(options[name]).mkdir(parents=True, exist_ok=True)
+
+
+@app.on_after_configure.connect
+def _create_broker_folders(sender, source, **kwargs):
+    ensure_broker_folders(source)  # the loaded settings (app.conf is not final yet here)
