@@ -49,7 +49,10 @@ for encoder in $ENCODERS; do
         init=(--init "$INIT")
         echo "$encoder: starting from $INIT"
     fi
+    # The held-out patients of the shipped models (ml/splits/): a split redrawn on the grown
+    # subset would put some of their training patients into validation.
     "$PY" -m ml.train --cache "$CACHE" --encoder "$encoder" --out "$run" "${init[@]}" \
+        --validation-patients ml/splits/siim-acr-subset-validation-patients.txt --ema 0.998 \
         --epochs 30 --max-minutes "$MINUTES" --batch-size 16 --workers 8 --quiet
     rm -f "$run/last.pt"   # optimiser state: large, and not needed to ship
     if [ -f "$DATA/labels.csv" ]; then
