@@ -28,6 +28,10 @@ class OperatingPoint:
     pixel_threshold: float = 0.5  # a pixel is inside the mask at or above this probability
     min_area_fraction: float = 0.0  # smaller predicted masks are cleared (noise)
     image_threshold: float = 0.5  # the image is positive at or above this probability
+    # Which probability the image threshold reads: "head", the image-level classification head;
+    # "mask_max", the highest pixel probability of the mask (the "top score" of sneddy's triplet
+    # thresholding in the SIIM-ACR challenge: top score, minimum area, bottom pixel threshold).
+    image_score: str = "head"
 
 
 @dataclass

@@ -28,7 +28,7 @@ import argparse
 import json
 import time
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from ml.checkpoint import OperatingPoint, read_info, update_metadata
 from ml.datasets import (SUBSET_VALIDATION_PATIENTS, Sample, load_dataset, read_patient_list,
                          split_by_patient)
 from ml.errors import XRayError
-from ml.inference import Predictor, decide, upsample
+from ml.inference import IMAGE_SCORES, Predictor, decide, image_probability, upsample
 from ml.reading import read_xray
 
 PIXEL_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.951, 0.05))
@@ -57,12 +57,13 @@ class Record:
     source_format: str
     height: int
     width: int
-    probability: float
+    probability: float  # what the image threshold reads (the head's, unless rescored)
     probability_map: np.ndarray  # (S, S) float32
     truth_pixels: int
     # per pixel threshold of the grid: predicted pixels and intersection with the truth
     areas: np.ndarray
     intersections: np.ndarray
+    head_probability: float = float("nan")  # the classification head's, kept when rescored
 
 
 # --------------------------------------------------------------------------- which images
@@ -101,6 +102,13 @@ def limit_samples(samples: list[Sample], limit: int) -> list[Sample]:
 
 
 # --------------------------------------------------------------------------- figures
+
+
+def with_image_score(records: list[Record], image_score: str) -> list[Record]:
+    """The records with ``probability`` read as ``image_score`` (see OperatingPoint), always
+    from the map and the head's own probability, so records can be rescored again."""
+    return [replace(r, probability=image_probability(r.probability_map, r.head_probability, image_score))
+            for r in records]
 
 
 def dice_from_counts(positive, area, intersection, truth) -> np.ndarray:
@@ -269,7 +277,8 @@ def predict_records(predictor: Predictor, parts: dict[str, list[Sample]], batch_
                     intersections.append(int(np.logical_and(predicted, truth).sum()))
                 records.append(Record(sample, part, xray.source_format, xray.height, xray.width,
                                       float(probability), np.ascontiguousarray(probability_map),
-                                      int(truth.sum()), np.array(areas), np.array(intersections)))
+                                      int(truth.sum()), np.array(areas), np.array(intersections),
+                                      float(probability)))
         bar.update(len(jobs[start : start + batch_size]))
     bar.close()
     return records, unreadable
@@ -370,6 +379,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--validation-patients", metavar="FILE",
                    help="the held-out patients, for a model file that does not record them "
                         "(default for the subset layout: ml/splits/, the split its models were trained on)")
+    p.add_argument("--image-score", choices=("head", "mask_max", "best"), default="best",
+                   help="what the image threshold reads: the classification head, the mask's top "
+                        "pixel probability (sneddy's triplet), or the better of the two on the "
+                        "calibration half (default)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only about N held-out images (whole patients; for smoke tests)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -418,10 +431,23 @@ def main(argv=None) -> dict:
     if not calibration_records or not test_records:
         raise SystemExit("Too few readable held-out images to calibrate and test.")
 
-    point, calibration_score = choose_operating_point(calibration_records)
+    # The image score is part of the operating point: chosen on the calibration half, the test
+    # half then scored with it alone.
+    kinds = IMAGE_SCORES if args.image_score == "best" else (args.image_score,)
+    searches = {}
+    for kind in kinds:
+        kind_point, kind_score = choose_operating_point(with_image_score(calibration_records, kind))
+        kind_point.image_score = kind
+        searches[kind] = (kind_point, kind_score)
+    chosen = max(searches, key=lambda kind: searches[kind][1])
+    point, calibration_score = searches[chosen]
+    calibration_records = with_image_score(calibration_records, chosen)
+    test_records = with_image_score(test_records, chosen)
+    records = calibration_records + test_records
     calibration_figures, _ = figures(calibration_records, point)
     test_figures, test_rows = figures(test_records, point)
-    stored_figures, _ = figures(test_records, info.operating_point)
+    stored_figures, _ = figures(with_image_score(test_records, info.operating_point.image_score),
+                                info.operating_point)
 
     plot_roc(test_rows, out / "roc.png")
     worst = plot_gallery(records, test_rows, point, out / "worst_cases.png")
@@ -443,6 +469,8 @@ def main(argv=None) -> dict:
         "operating_point": asdict(point),
         "operating_point_search": {"objective": "challenge metric at 22% positives, calibration half",
                                    "score": calibration_score,
+                                   "image_score": chosen,
+                                   "score_by_image_score": {k: v[1] for k, v in searches.items()},
                                    "pixel_thresholds": list(PIXEL_THRESHOLDS),
                                    "min_area_fractions": list(MIN_AREA_FRACTIONS),
                                    "image_thresholds": [IMAGE_THRESHOLDS[0], IMAGE_THRESHOLDS[-1], 0.01]},

@@ -52,6 +52,19 @@ def upsample(probability_map: np.ndarray, height: int, width: int) -> np.ndarray
     return cv2.resize(probability_map, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+IMAGE_SCORES = ("head", "mask_max")
+
+
+def image_probability(probability_map: np.ndarray, head_probability: float, image_score: str) -> float:
+    """The probability the image threshold is applied to (OperatingPoint.image_score). The maximum
+    of the map at model resolution equals that of its bilinear upsampling."""
+    if image_score == "mask_max":
+        return float(probability_map.max())
+    if image_score != "head":
+        raise ValueError(f"image_score must be one of {IMAGE_SCORES}, not {image_score!r}")
+    return float(head_probability)
+
+
 def decide(probability_map: np.ndarray, probability: float, point: OperatingPoint,
            height: int, width: int) -> tuple[np.ndarray, bool, float]:
     """The call at an operating point: (mask (H, W) bool, positive, area fraction).
@@ -104,7 +117,8 @@ class Predictor:
         started = time.perf_counter()
         probability_maps, probabilities = self.probability_maps(xrays)
         inference_ms = (time.perf_counter() - started) * 1000 / max(len(xrays), 1)
-        return [self._decide(xray, pmap, float(p), inference_ms)
+        score = self.info.operating_point.image_score
+        return [self._decide(xray, pmap, image_probability(pmap, float(p), score), inference_ms)
                 for xray, pmap, p in zip(xrays, probability_maps, probabilities)]
 
     @torch.no_grad()

@@ -77,6 +77,11 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
     assert info.operating_point == OperatingPoint(**on_disk["operating_point"])
     assert info.evaluation["test"]["challenge_22"] == test["challenge_22"]
     assert info.version == read_info(tiny_model).version  # same weights
+    # both image scores searched on the calibration half; the better one is the operating point's
+    search = on_disk["operating_point_search"]
+    assert set(search["score_by_image_score"]) == {"head", "mask_max"}
+    assert search["image_score"] == info.operating_point.image_score
+    assert search["score"] == max(search["score_by_image_score"].values())
 
 
 def test_high_sensitivity_threshold_is_chosen_on_calibration_and_applied_to_test():

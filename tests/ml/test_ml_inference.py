@@ -63,6 +63,20 @@ def test_flip_tta_is_symmetric(tiny_model, xray):
     assert 0.0 <= plain.probability <= 1.0
 
 
+def test_mask_max_image_score_reads_the_top_pixel_probability(tiny_model, xray):
+    """sneddy's triplet: the image call reads the mask's top pixel probability, not the head."""
+    predictor = Predictor(tiny_model)
+    maps, heads = predictor.probability_maps([xray])
+    top = float(maps[0].max())
+    predictor.info.operating_point = OperatingPoint(float(np.median(maps[0])), 0.0, top, "mask_max")
+    at_top = predictor.predict(xray)
+    assert at_top.probability == pytest.approx(top) and at_top.positive
+    predictor.info.operating_point.image_threshold = top + 1e-4
+    assert not predictor.predict(xray).positive
+    predictor.info.operating_point = OperatingPoint(0.5, 0.0, 0.5, "head")
+    assert predictor.predict(xray).probability == pytest.approx(float(heads[0]))
+
+
 def test_negative_means_empty_mask(tiny_model, xray, shared_data, labels, pick, make_dicom):
     predictor = Predictor(tiny_model)
     predictor.info.operating_point = OperatingPoint(0.0, 0.0, 1.01)  # nothing can be positive
