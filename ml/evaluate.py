@@ -44,7 +44,9 @@ from ml.reading import read_xray
 
 PIXEL_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.20, 0.951, 0.05))
 MIN_AREA_FRACTIONS = (0.0, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2e-3, 3e-3, 5e-3)
-IMAGE_THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.02, 0.981, 0.01))
+# Finer at the top: a mask's top pixel probability (image_score "mask_max") is near 1 on most films.
+IMAGE_THRESHOLDS = (tuple(round(float(t), 2) for t in np.arange(0.02, 0.981, 0.01))
+                    + (0.99, 0.995, 0.998, 0.999, 0.9995))
 GALLERY_SIZE = 8
 
 
