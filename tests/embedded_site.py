@@ -19,6 +19,22 @@ import requests
 from tests.reliability_harness import REPO, FaultWorker, free_port
 
 
+def wait_until_serving(url: str, process: subprocess.Popen, log_path: Path, timeout: float,
+                       what: str) -> None:
+    """Until ``url`` answers over HTTP; fail with the log's tail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"{what} exited with {process.returncode}:\n"
+                        f"{log_path.read_text(errors='replace')[-4000:]}")
+        try:
+            requests.get(url, timeout=5)
+            return
+        except requests.RequestException:  # not listening yet, or still loading the app
+            time.sleep(0.3)
+    pytest.fail(f"{what} did not answer at {url}:\n{log_path.read_text(errors='replace')[-4000:]}")
+
+
 class EmbeddedSite:
     def __init__(self, folder: Path, faults: bool = False):
         self.folder = folder
@@ -65,16 +81,7 @@ class EmbeddedSite:
              "--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "8"],
             cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.web.poll() is not None:
-                pytest.fail(f"gunicorn exited:\n{log_path.read_text(errors='replace')[-3000:]}")
-            try:
-                requests.get(f"{self.url}/login/", timeout=5)
-                return
-            except requests.RequestException:  # not listening yet, or still loading the app
-                time.sleep(0.2)
-        pytest.fail("gunicorn did not answer")
+        wait_until_serving(f"{self.url}/login/", self.web, log_path, 60, "gunicorn")
 
     def worker(self, log_path: Path) -> FaultWorker:
         log_path.write_bytes(b"")

@@ -5,12 +5,12 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import pytest
 import requests
 
 from tests.conftest import REPO
+from tests.embedded_site import wait_until_serving
 from tests.reliability_harness import free_port
 
 pytestmark = pytest.mark.slow
@@ -41,17 +41,7 @@ def running_product(tmp_path):
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"scripts/run exited with {process.returncode}:\n{log_path.read_text()[-4000:]}")
-        try:
-            requests.get(f"{url}/login/", timeout=5)
-            break
-        except requests.RequestException:  # not listening yet, or still loading the app
-            time.sleep(0.5)
-    else:
-        pytest.fail(f"scripts/run did not serve:\n{log_path.read_text()[-4000:]}")
+    wait_until_serving(f"{url}/login/", process, log_path, 300, "scripts/run")
     try:
         yield url, process, log_path
     finally:
