@@ -84,7 +84,7 @@ def decide(probability_map: np.ndarray, probability: float, point: OperatingPoin
 
 class Predictor:
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
-                 flip_tta: bool = False, threads: int | None = None):
+                 flip_tta: bool | None = None, threads: int | None = None):
         if threads:
             torch.set_num_threads(threads)
         path = Path(model_path) if model_path else configured_model_path()
@@ -95,7 +95,9 @@ class Predictor:
             )
         self.device = torch.device(device)
         self.model, self.info = load_model(path, self.device)
-        self.flip_tta = flip_tta
+        # None: as the model file's operating point was chosen (ml.evaluate records whether it
+        # averaged the flipped image), so that the threshold and the maps it reads agree.
+        self.flip_tta = bool(self.info.evaluation.get("flip_tta", False)) if flip_tta is None else flip_tta
 
     @property
     def version(self) -> str:

@@ -59,7 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--input", nargs="+", required=True, help="image files or folders")
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", help="model file (default: PNEUMOTHORAX_MODEL or ml/weights)")
-    parser.add_argument("--flip-tta", action="store_true", help="horizontal-flip test-time augmentation")
+    parser.add_argument("--flip-tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="horizontal-flip test-time augmentation (default: as the model's "
+                             "operating point was chosen)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None)

@@ -77,6 +77,21 @@ def test_mask_max_image_score_reads_the_top_pixel_probability(tiny_model, xray):
     assert predictor.predict(xray).probability == pytest.approx(float(heads[0]))
 
 
+def test_flip_tta_follows_the_model_file_unless_told(tiny_model, tmp_path):
+    """The operating point was chosen with or without TTA; the predictor must read the maps the
+    same way, unless the caller says otherwise."""
+    import shutil
+
+    copy = tmp_path / "tta.safetensors"
+    shutil.copy(tiny_model, copy)
+    assert Predictor(copy).flip_tta is False
+    info = read_info(copy)
+    info.evaluation = {"flip_tta": True}
+    update_metadata(copy, info)
+    assert Predictor(copy).flip_tta is True
+    assert Predictor(copy, flip_tta=False).flip_tta is False
+
+
 def test_negative_means_empty_mask(tiny_model, xray, shared_data, labels, pick, make_dicom):
     predictor = Predictor(tiny_model)
     predictor.info.operating_point = OperatingPoint(0.0, 0.0, 1.01)  # nothing can be positive

@@ -182,7 +182,8 @@ PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
 INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None
 INFERENCE_MAX_ATTEMPTS = env.int("INFERENCE_MAX_ATTEMPTS", default=3)
-INFERENCE_FLIP_TTA = env.bool("INFERENCE_FLIP_TTA", default=False)
+# Unset: as the model file's operating point was chosen (with or without flip TTA).
+INFERENCE_FLIP_TTA = env.bool("INFERENCE_FLIP_TTA") if env.str("INFERENCE_FLIP_TTA", default="") else None
 # The reconciler (manage.py reconcile_jobs --every 60; webapp.cases.services.reconcile) sends
 # again jobs queued longer than this after their last dispatch, and running jobs whose run
 # started longer ago than the hard time limit + grace (issue 5).
