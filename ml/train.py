@@ -274,7 +274,7 @@ def main(argv=None) -> Path:
     last_path = out / "last.pt"
     if args.resume and last_path.exists():
         saved = torch.load(last_path, map_location=device, weights_only=False)
-        (model.module if world.world > 1 else model).load_state_dict(saved["model"])
+        bare_model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         if ema is not None and "ema" in saved:
             ema.load_state_dict(saved["ema"])
@@ -292,7 +292,7 @@ def main(argv=None) -> Path:
 
     def save_state():
         if world.is_main:
-            torch.save({"model": (model.module if world.world > 1 else model).state_dict(),
+            torch.save({"model": bare_model.state_dict(),
                         "optimizer": optimizer.state_dict(), "state": state, "config": config,
                         **({"ema": ema.state_dict()} if ema is not None else {})},
                        last_path.with_suffix(".tmp"))
@@ -355,7 +355,7 @@ def main(argv=None) -> Path:
             row = {"epoch": epoch + 1, "step": state["step"], "elapsed_min": round(state["elapsed"] / 60, 2),
                    "lr": lr, "train_loss": float(np.mean(running)) if running else float("nan")}
             # the bare module: a DDP forward on rank 0 alone would wait for the others (buffer sync)
-            row.update(validate(model.module if world.world > 1 else model, val_loader, loss_fn, device,
+            row.update(validate(bare_model, val_loader, loss_fn, device,
                                 autocast))
             state["history"].append(row)
             write_metrics(state["history"], out / "metrics.csv")
