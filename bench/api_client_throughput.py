@@ -23,8 +23,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,8 +31,11 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-SUBSET = REPO.parent / "shared" / "data" / "siim-acr-subset" / "images"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.data import REPO, subset_images  # noqa: E402
+from tests.support.processes import CeleryWorker, free_port, start_gunicorn, stop_process  # noqa: E402
+
 BENCH_DB = "triage_api_bench"
 MEDIA = Path("/tmp/triage-api-bench-media")
 
@@ -54,18 +55,12 @@ def environment(port: int) -> dict:
 
 
 def choose_images(count: int) -> list[Path]:
-    png = sorted(SUBSET.glob("*.png"))
+    png = subset_images("png")
     rest = count - min(len(png), count)
-    dcm, jpg = sorted(SUBSET.glob("*.dcm")), sorted(SUBSET.glob("*.jpg"))
+    dcm, jpg = subset_images("dcm"), subset_images("jpg")
     chosen = png[:count] + dcm[: (rest + 1) // 2] + jpg[: rest // 2]
     assert len(chosen) == count, "not enough images in the shared subset"
     return chosen
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prepare(env: dict) -> str:
@@ -86,14 +81,6 @@ def prepare(env: dict) -> str:
                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} not ready in {timeout:.0f} s")
-        time.sleep(0.5)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=500)
@@ -105,20 +92,14 @@ def main() -> int:
     token = prepare(env)
     logs = Path(tempfile.mkdtemp(prefix="triage-api-bench-"))
     url = f"http://127.0.0.1:{port}"
-    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "webapp.wsgi", "-w", "2", "-b",
-                            f"127.0.0.1:{port}", "--timeout", "120"], cwd=REPO, env=env,
-                           stdout=open(logs / "gunicorn.log", "wb"), stderr=subprocess.STDOUT)
-    worker_log = logs / "celery.log"
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers", "worker",
-                               "--concurrency=1", "--loglevel=INFO", "--without-gossip",
-                               "--without-mingle", f"--hostname=bench-{os.getpid()}@%h"],
-                              cwd=REPO, env=env, stdout=open(worker_log, "wb"), stderr=subprocess.STDOUT)
+    web = worker = None
     folder = logs / "xrays"
     out = logs / "results"
     try:
-        wait_for(lambda: " ready." in worker_log.read_text(errors="replace")
-                 and "loaded model" in worker_log.read_text(errors="replace"), 300, "worker")
-        wait_for(lambda: _up(url), 60, "gunicorn")
+        worker = CeleryWorker(env, logs / "celery.log", hostname=f"bench-{os.getpid()}@%h",
+                              ready_timeout=300).start()
+        web = start_gunicorn(env, port, logs / "gunicorn.log", "-w", "2", "--timeout", "120",
+                             ready_path="/api/schema/")
         folder.mkdir()
         chosen = choose_images(args.images)
         for path in chosen:
@@ -138,13 +119,10 @@ def main() -> int:
         summary = json.loads((logs / "summary.json").read_text())
         checks = verify(url, token, summary, out, len(chosen))
     finally:
-        for process in (web, worker):
-            process.send_signal(signal.SIGTERM)
-        for process in (web, worker):
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if web:
+            stop_process(web, timeout=60)
+        if worker:
+            worker.stop(timeout=60)
 
     client_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     timings = summary["timings"]
@@ -168,13 +146,6 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     shutil.rmtree(MEDIA, ignore_errors=True)
     return 0
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(url + "/api/schema/", timeout=5).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def verify(url: str, token: str, summary: dict, out: Path, expected: int) -> dict:

@@ -20,8 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,15 +30,13 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-SUBSET = (REPO / ".." / "shared" / "data" / "siim-acr-subset" / "images").resolve()
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.data import REPO, subset_images  # noqa: E402
+from tests.support.processes import (CeleryWorker, OwnRedis, free_port, start_gunicorn,  # noqa: E402
+                                     stop_process)
+
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values, q):
@@ -58,26 +54,6 @@ def summary(values):
             "mean_ms": round(statistics.mean(values) * 1000, 1)} if values else {"n": 0}
 
 
-def wait_http(url, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:
-            time.sleep(0.3)
-    raise RuntimeError(f"{url} did not answer")
-
-
-def wait_log(path: Path, text: str, timeout=240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.5)
-    raise RuntimeError(f"{text!r} not in {path}")
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -87,7 +63,7 @@ class Bench:
         self.codes: dict[int, int] = {}
         self.cases: dict[str, str] = {}  # case id -> final status
         self.errors: list[str] = []
-        self.files = sorted(p for ext in ("png", "jpg", "dcm") for p in SUBSET.glob(f"*.{ext}"))[:60]
+        self.files = sorted(p for ext in ("png", "jpg", "dcm") for p in subset_images(ext))[:60]
         self.payloads = [(p.name, p.read_bytes()) for p in self.files]
 
     def count(self, code):
@@ -165,36 +141,24 @@ def main():
         conn.execute(f'DROP DATABASE IF EXISTS "{args.db_name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{args.db_name}"')
     db_url = args.admin_db.rsplit("/", 1)[0] + "/" + args.db_name
-    redis_port, web_port = free_port(), free_port()
+    redis_server, web_port = OwnRedis(workdir), free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test", "DATABASE_URL": db_url,
-           "CELERY_BROKER_URL": f"redis://127.0.0.1:{redis_port}/0",
+           "CELERY_BROKER_URL": redis_server.url,
            "PRIVATE_MEDIA_ROOT": str(workdir / "media"), "INFERENCE_THREADS": "2",
            "DJANGO_LOG_LEVEL": "WARNING"}
-    processes = []
+    web = worker = None
     try:
-        processes.append(subprocess.Popen(
-            ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(workdir)], stdout=subprocess.DEVNULL))
+        redis_server.start()
         subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=REPO, env=env, check=True)
         password = "load-test-password-42"
         subprocess.run([PYTHON, "manage.py", "shell", "-v", "0", "-c",
                         "from webapp.accounts.models import User\n"
                         "u = User(username='loadtest'); u.set_password(%r); u.save()" % password],
                        cwd=REPO, env=env, check=True)
-        worker_log = workdir / "worker.log"
-        with open(worker_log, "wb") as log:
-            processes.append(subprocess.Popen(
-                [PYTHON, "-m", "celery", "-A", "workers", "worker", "--concurrency=1",
-                 "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n", "load@%h"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
-        with open(workdir / "web.log", "wb") as log:
-            processes.append(subprocess.Popen(
-                [PYTHON, "-m", "gunicorn", "webapp.wsgi", "-w", str(args.gunicorn_workers),
-                 "-b", f"127.0.0.1:{web_port}", "--timeout", "120"],
-                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+        worker = CeleryWorker(env, workdir / "worker.log", hostname="load@%h").start()
+        web = start_gunicorn(env, web_port, workdir / "web.log", "-w", str(args.gunicorn_workers),
+                             "--timeout", "120", timeout=120)
         base = f"http://127.0.0.1:{web_port}"
-        wait_http(f"{base}/login/")
-        wait_log(worker_log, "loaded model")
 
         bench = Bench(args)
         started = time.monotonic()
@@ -234,13 +198,11 @@ def main():
         print(json.dumps(result, indent=2))
         return 0 if result["passed"] else 1
     finally:
-        for process in reversed(processes):
-            process.send_signal(signal.SIGTERM)
-        for process in reversed(processes):
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        if web:
+            stop_process(web)
+        if worker:
+            worker.stop()
+        redis_server.kill()
         shutil.rmtree(workdir, ignore_errors=True)
         try:
             with psycopg.connect(args.admin_db, autocommit=True) as conn:

@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ml.inference import Predictor, configured_model_path  # noqa: E402
-from ml.reading import XRay, read_xray  # noqa: E402
+from ml.core.reading import XRay, read_xray  # noqa: E402
+from ml.serving.inference import Predictor, configured_model_path  # noqa: E402
 
 SHARED_IMAGE = (Path(__file__).resolve().parents[2] / "shared/data/siim-acr-subset/images/"
                 "1.2.276.0.7230010.3.1.4.8323329.5798.1517875190.796716.dcm")

@@ -20,55 +20,23 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-SUBSET = REPO.parent / "shared" / "data" / "siim-acr-subset" / "images"
-BENCH_DB = "pneumothorax_bench"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.support.bench import django_on_fresh_database  # noqa: E402
+from tests.support.data import REPO, subset_images  # noqa: E402
+from tests.support.processes import CeleryWorker, ProcessError  # noqa: E402
 
-def configure_environment() -> dict:
-    env = {
-        "DJANGO_SETTINGS_MODULE": "webapp.settings.development",
-        "DATABASE_URL": os.environ.get("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{BENCH_DB}"),
-        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "redis://127.0.0.1:6379/12"),
-        "PRIVATE_MEDIA_ROOT": str(REPO / "var" / "bench-media"),
-        "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
-    }
-    os.environ.update(env)
-    return env
-
-
-def fresh_database(url: str) -> None:
-    if not url.endswith(f"/{BENCH_DB}"):
-        return  # someone else's database: use as is
-    import psycopg
-
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def start_worker(env: dict, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "cpu", "--concurrency=1",
-         "--loglevel=INFO", "--without-gossip", "--without-mingle", "--hostname=bench@%h"],
-        cwd=REPO, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")
-        if process.poll() is not None:
-            sys.exit(f"worker exited:\n{text[-2000:]}")
-        if " ready." in text and "loaded model" in text:
-            return process
-        time.sleep(0.5)
-    process.kill()
-    sys.exit("worker not ready after 300 s")
+def start_worker(env: dict, log_path: Path) -> CeleryWorker:
+    worker = CeleryWorker({**os.environ, **env}, log_path, hostname="bench@%h",
+                          options=("-Q", "cpu"), ready_timeout=300)
+    try:
+        return worker.start()
+    except ProcessError as exc:
+        sys.exit(str(exc))
 
 
 def one_run(client, path: Path) -> dict:
@@ -107,25 +75,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=6)
     args = parser.parse_args()
 
-    env = configure_environment()
-    sys.path.insert(0, str(REPO))
-    fresh_database(env["DATABASE_URL"])
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    env = django_on_fresh_database()
     from django.test import Client
 
-    from webapp.accounts.models import User
+    from tests.support.factories import UserFactory
     from webapp.celery_app import app
 
-    call_command("migrate", verbosity=0)
     app.control.purge()
-    user = User.objects.create_user("bench", password="bench-password-123")
+    user = UserFactory(username="bench", password="bench-password-123")
     client = Client()
     client.force_login(user)
 
-    images = [sorted(SUBSET.glob(f"*.{ext}"))[i] for i in range(4) for ext in ("dcm", "png", "jpg")]
+    images = [subset_images(ext)[i] for i in range(4) for ext in ("dcm", "png", "jpg")]
     log_path = REPO / "var" / "bench-worker.log"
     log_path.parent.mkdir(exist_ok=True)
     print("starting one CPU worker (loads torch and the model)...", flush=True)
@@ -134,8 +95,7 @@ def main() -> None:
         one_run(client, images[0])  # warm-up: first forward pass, lazy imports, connections
         results = [one_run(client, images[1 + i % (len(images) - 1)]) for i in range(args.runs)]
     finally:
-        worker.terminate()
-        worker.wait(timeout=60)
+        worker.stop(timeout=60)
 
     print(f"\n{'file':5} {'upload':>8} {'total':>8} {'inference':>10} {'overhead':>9}   worker stages (ms)")
     for r in results:

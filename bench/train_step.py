@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from ml.losses import HybridLoss  # noqa: E402
-from ml.model import build_model  # noqa: E402
-from ml.train import cpu_supports_bf16  # noqa: E402
+from ml.core.model import build_model  # noqa: E402
+from ml.training.losses import HybridLoss  # noqa: E402
+from ml.training.runtime import cpu_supports_bf16  # noqa: E402
 
 CONFIGURATIONS = {  # name: (channels_last, bf16)
     "fp32": (False, False),

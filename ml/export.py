@@ -7,23 +7,8 @@ ended rather than its best epoch.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-import torch
-
-from ml.checkpoint import ModelInfo, save_model
-from ml.model import PneumothoraxNet
-
-
-def export_training_state(state_path: str | Path, model_path: str | Path) -> ModelInfo:
-    saved = torch.load(state_path, map_location="cpu", weights_only=False)
-    config, history = saved["config"], saved["state"]["history"]
-    model = PneumothoraxNet(config["encoder"])
-    model.load_state_dict(saved["model"])
-    info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
-                     training={"config": config, "epoch": len(history),
-                               "validation": history[-1] if history else {}})
-    return save_model(model_path, model, info)
+from ml.training.state import export_training_state
 
 
 def main(argv=None) -> None:

@@ -45,7 +45,7 @@ fi
 for encoder in $ENCODERS; do
     run="$OUT/${encoder}-512"
     init=()
-    if [ -n "$INIT" ] && [ -f "$INIT" ] && [ "$("$PY" -c "import sys; from ml.checkpoint import read_info; print(read_info(sys.argv[1]).encoder)" "$INIT")" = "$encoder" ]; then
+    if [ -n "$INIT" ] && [ -f "$INIT" ] && [ "$("$PY" -c "import sys; from ml.core.checkpoint import read_info; print(read_info(sys.argv[1]).encoder)" "$INIT")" = "$encoder" ]; then
         init=(--init "$INIT")
         echo "$encoder: starting from $INIT"
     fi
@@ -67,7 +67,7 @@ done
 "$PY" - "$OUT" $ENCODERS <<'PYTHON'
 import shutil, sys
 from pathlib import Path
-from ml.checkpoint import read_info
+from ml.core.checkpoint import read_info
 out, encoders = Path(sys.argv[1]), sys.argv[2:]
 scores = {}
 for encoder in encoders:

@@ -23,10 +23,10 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from ml.checkpoint import CheckpointError
-from ml.errors import XRayError
-from ml.inference import Predictor
-from ml.reading import read_xray
+from ml.core.checkpoint import CheckpointError
+from ml.core.errors import XRayError
+from ml.core.reading import read_xray
+from ml.serving.inference import Predictor
 
 COLUMNS = ("image_id", "probability", "positive", "area_fraction", "area_cm2", "model_version",
            "error", "mask", "source")

@@ -31,6 +31,7 @@ urlpatterns = [
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("cases/", include("webapp.cases.urls")),
+    path("cases/", include("webapp.reviews.urls")),  # .../images/<image>/review/ (issue 11)
     path("audit/", audit_list, name="audit"),
     path("api/", include("webapp.api.urls")),  # REST API v1, OpenAPI schema and docs
     path(settings.ADMIN_URL, admin.site.urls),

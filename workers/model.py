@@ -28,7 +28,7 @@ def model_path() -> Path:
 
 def check_model() -> str | None:
     """None if the configured model file is usable, else the reason (for a start-up error)."""
-    from ml.checkpoint import CheckpointError, read_info
+    from ml.core.checkpoint import CheckpointError, read_info
 
     path = model_path()
     if not path.is_file():
@@ -46,7 +46,7 @@ def model_summary() -> dict:
     """What the web shows of the configured model: version, operating point, test figures."""
     from dataclasses import asdict
 
-    from ml.checkpoint import read_info
+    from ml.core.checkpoint import read_info
 
     info = read_info(model_path())
     return {"version": info.version, "encoder": info.encoder, "image_size": info.image_size,
@@ -66,7 +66,7 @@ def get_predictor():
         with _lock:
             if _predictor is None:
                 from django.conf import settings
-                from ml.inference import Predictor
+                from ml.serving.inference import Predictor
 
                 device = "cuda" if cuda_available() else "cpu"
                 _predictor = Predictor(model_path(), device=device,

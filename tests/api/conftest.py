@@ -1,12 +1,12 @@
 """Fixtures for the REST API tests: token clients, and cases whose job has run in-process through
-the real pipeline service with the stub predictor of tests/web (a fixed square mask, so results
+the real pipeline service with the stub predictor of tests/support (a fixed square mask, so results
 do not depend on the model file)."""
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.conftest import subset_image
-from tests.web.conftest import StubPredictor
+from tests.support.data import subset_image
+from tests.support.stubs import StubPredictor
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +36,7 @@ def token_client(db):
 @pytest.fixture
 def xray_file():
     def make(extension="dcm", index=0, name=None, data=None):
-        paths = sorted((subset_image(extension).parent).glob(f"*.{extension}"))
-        path = paths[index]
+        path = subset_image(extension, index)
         return SimpleUploadedFile(name or path.name, path.read_bytes() if data is None else data)
     return make
 

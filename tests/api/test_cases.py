@@ -110,7 +110,7 @@ def test_validation_errors_are_400_with_reasons_and_store_nothing(owner, token_c
 
 
 def test_lateral_film_is_refused_through_the_api_too(owner, token_client):
-    from tests.web.test_upload import chest_dicom
+    from tests.support.dicom import chest_dicom
 
     response = token_client(owner).post("/api/v1/cases/", {"images": [chest_dicom("LL", name="lat.dcm")]},
                                         format="multipart")

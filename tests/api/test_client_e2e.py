@@ -16,15 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, SUBSET
+from tests.support.data import REPO, subset_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _pick_images(folder):
-    images = SUBSET / "images"
-    chosen = (sorted(images.glob("*.dcm"))[:4] + sorted(images.glob("*.jpg"))[:4]
-              + sorted(images.glob("*.png"))[:2])
+    chosen = subset_images("dcm")[:4] + subset_images("jpg")[:4] + subset_images("png")[:2]
     (folder / "ward-b").mkdir(parents=True)
     for index, path in enumerate(chosen):
         target = folder / ("ward-b" if index % 3 == 0 else ".") / path.name

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from PIL import Image
 
-from webapp.api.dicom import ALGORITHM_NAME
+from webapp.cases.services.results import ALGORITHM_NAME
 from webapp.cases.models import Job
 
 pytestmark = pytest.mark.django_db

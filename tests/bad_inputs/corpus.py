@@ -13,8 +13,8 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from tests.conftest import subset_image
-from tests.dicom_factory import dicom_bytes
+from tests.support.data import subset_image
+from tests.support.dicom import dicom_bytes
 
 
 @lru_cache(maxsize=None)

@@ -12,7 +12,8 @@ from django.urls import reverse
 from PIL import Image
 
 from tests.bad_inputs import corpus
-from tests.reliability_harness import wait_for_jobs
+from tests.support.factories import CaseFactory, UploadFactory
+from tests.support.waiting import wait_for_jobs
 from webapp.cases.models import Job, JobStatus
 from webapp.cases.storage import private_storage
 
@@ -35,14 +36,12 @@ def test_rgb_and_16_bit_images_are_accepted_and_complete(live_worker, login, own
     assert formats == ["dicom", "jpeg", "png", "png"]
 
 
-def test_bad_files_reaching_the_worker_fail_with_reasons_and_crash_nothing(live_worker, owner,
-                                                                           upload_file):
-    from webapp.cases.services.uploads import create_case
-
+def test_bad_files_reaching_the_worker_fail_with_reasons_and_crash_nothing(live_worker, owner):
     refused = corpus.refused()
     main_pid, pool_before = live_worker.pid, live_worker.pool_pids()
     with transaction.atomic():
-        case = create_case(owner, [upload_file("png") for _ in refused], "10.0.0.5")
+        case = CaseFactory(owner=owner, uploads=UploadFactory.build_batch(len(refused), extension="png"),
+                           client_address="10.0.0.5")
         images = list(case.images.order_by("position"))
         for image, (_, data, _) in zip(images, refused.values()):
             with private_storage.open(image.original.name, "wb") as handle:
@@ -55,6 +54,6 @@ def test_bad_files_reaching_the_worker_fail_with_reasons_and_crash_nothing(live_
     assert live_worker.pid == main_pid and live_worker.pool_pids() == pool_before  # no crash
 
     with transaction.atomic():
-        good = create_case(owner, [upload_file("dcm")], "10.0.0.5")
+        good = CaseFactory(owner=owner, extension="dcm", client_address="10.0.0.5")
     job_id = good.images.get().job.pk
     assert wait_for_jobs([job_id])[job_id].status == JobStatus.DONE

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.data import REPO
 
 PRODUCTION_ENV = {
     "DJANGO_SETTINGS_MODULE": "webapp.settings.production",

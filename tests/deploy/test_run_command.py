@@ -9,9 +9,8 @@ import subprocess
 import pytest
 import requests
 
-from tests.conftest import REPO
-from tests.embedded_site import wait_until_serving
-from tests.reliability_harness import free_port
+from tests.support.data import REPO
+from tests.support.processes import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
 

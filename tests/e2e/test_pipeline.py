@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.urls import reverse
 
-from tests.conftest import subset_image
+from tests.support.data import subset_image
+from tests.support.factories import CaseFactory
 from webapp.cases.models import Job, JobStatus, ModelVersion
 from webapp.cases.storage import private_storage
 
@@ -49,8 +50,8 @@ def test_uploaded_xray_is_analysed_by_the_worker(celery_worker_process, login, o
 def test_worker_start_up_registers_the_shipped_model(login, owner):
     """What a worker runs at start-up (celeryd_after_setup), here in-process: the session's
     worker registered before earlier tests flushed the test database."""
-    from ml.checkpoint import read_info
-    from ml.inference import configured_model_path
+    from ml.core.checkpoint import read_info
+    from ml.serving.inference import configured_model_path
     from workers.startup import register_served_model
 
     register_served_model()
@@ -62,14 +63,11 @@ def test_worker_start_up_registers_the_shipped_model(login, owner):
     assert info.version in page and f"misses {served_model.test_figures['false_negatives']}" in page
 
 
-def test_file_failing_in_the_worker_shows_its_reason(celery_worker_process, login, owner, upload_file,
-                                                     wait_for_case):
+def test_file_failing_in_the_worker_shows_its_reason(celery_worker_process, login, owner, wait_for_case):
     """The file passes the upload check, then the stored copy is damaged before the job is
     sent (it goes out on commit): the worker must fail the job with the reader's message."""
-    from webapp.cases.services.uploads import create_case
-
     with transaction.atomic():
-        case = create_case(owner, [upload_file("png")], "10.0.0.5")
+        case = CaseFactory(owner=owner, extension="png", client_address="10.0.0.5")
         name = case.images.get().original.name
         data = private_storage.open(name).read()
         with private_storage.open(name, "wb") as handle:
@@ -83,5 +81,5 @@ def test_file_failing_in_the_worker_shows_its_reason(celery_worker_process, logi
     assert "damaged or truncated" in page
 
     # The worker survived and still serves the next good upload.
-    good = create_case(owner, [upload_file("jpg")], "10.0.0.5")
+    good = CaseFactory(owner=owner, extension="jpg", client_address="10.0.0.5")
     assert wait_for_case(client, good.pk)["status"] == "done"

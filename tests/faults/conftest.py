@@ -2,7 +2,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.conftest import subset_image
+from tests.support.data import subset_image
 
 
 @pytest.fixture

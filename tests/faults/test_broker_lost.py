@@ -2,13 +2,14 @@
 of truth, and the periodic reconciler (a real ``manage.py reconcile_jobs --every`` process) sends
 them again. Nothing is forgotten and nothing runs twice."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.reliability_harness import REPO, database_url, wait_for_jobs, wait_until
+from tests.support.connections import process_environment
+from tests.support.data import REPO
+from tests.support.waiting import wait_for_jobs, wait_until
 from webapp.cases.models import Job, JobStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,10 +26,7 @@ def test_redis_restart_loses_waiting_jobs_and_the_reconciler_resends_them(live_w
     own_redis.restart()  # SIGKILL + fresh start: every waiting message is gone
     assert own_redis.queue_length() == 0
 
-    db = settings.DATABASES["default"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "webapp.settings.test",
-           "DATABASE_URL": database_url(db), "CELERY_BROKER_URL": own_redis.url,
-           "PRIVATE_MEDIA_ROOT": str(settings.PRIVATE_MEDIA_ROOT)}
+    env = process_environment(settings, broker=own_redis.url)
     reconciler = subprocess.Popen(
         [sys.executable, "manage.py", "reconcile_jobs", "--every", "1", "--queued-after", "3"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -8,7 +8,8 @@ from django.db import connections
 from django.test import Client
 from django.urls import reverse
 
-from tests.reliability_harness import wait_for_jobs
+from tests.support.factories import CaseFactory
+from tests.support.waiting import wait_for_jobs
 from webapp.cases.models import Case, JobStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -30,12 +31,9 @@ def web_through_proxy(db_proxy):
         connection.settings_dict.update(HOST=saved["HOST"], PORT=saved["PORT"])
 
 
-def test_web_answers_503_while_the_database_is_down_and_loses_nothing(web_through_proxy, owner,
-                                                                      upload_file):
-    from webapp.cases.services.uploads import create_case
-
+def test_web_answers_503_while_the_database_is_down_and_loses_nothing(web_through_proxy, owner):
     proxy = web_through_proxy
-    case = create_case(owner, [upload_file("png")], "10.0.0.7")  # uploaded before the outage
+    case = CaseFactory(owner=owner, extension="png", client_address="10.0.0.7")  # before the outage
     client = Client(REMOTE_ADDR="10.0.0.7", raise_request_exception=False)
     client.force_login(owner)
     assert client.get(reverse("cases:detail", args=[case.pk])).status_code == 200
@@ -61,16 +59,16 @@ def test_web_answers_503_while_the_database_is_down_and_loses_nothing(web_throug
     assert Case.objects.filter(pk=case.pk).exists() and case.images.count() == 1
 
 
-def test_worker_retries_while_the_database_is_down(live_worker, db_proxy, owner, upload_file):
+def test_worker_retries_while_the_database_is_down(live_worker, db_proxy, owner):
     from django.db import transaction
 
-    from webapp.cases.services.uploads import create_case
-
-    before = create_case(owner, [upload_file("png")], "10.0.0.8")  # before the outage, not sent
+    before = CaseFactory(owner=owner, extension="png",
+                         client_address="10.0.0.8")  # before the outage, not sent
     db_proxy.down()  # the worker's connections are cut; this test process is not behind the proxy
     try:
         with transaction.atomic():
-            case = create_case(owner, [upload_file("jpg")], "10.0.0.8")  # sent on commit
+            case = CaseFactory(owner=owner, extension="jpg",
+                               client_address="10.0.0.8")  # sent on commit
         deadline = time.monotonic() + 60
         while "Retry in" not in live_worker.log_text() and time.monotonic() < deadline:
             time.sleep(0.2)

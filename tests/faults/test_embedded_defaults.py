@@ -7,9 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import subset_image
-from tests.embedded_site import EmbeddedSite
-from tests.reliability_harness import ARTIFACTS
+from tests.support.data import ARTIFACTS, subset_image
+from tests.support.embedded import EmbeddedSite
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -33,14 +33,6 @@ def job_rows(site, case_id):
         case_id.replace("-", ""))
 
 
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def test_whole_worker_sigkilled_and_restarted_finishes_its_job_on_sqlite_and_filesystem_broker(site):
     """kombu's filesystem transport deletes a message when it hands it out: after a SIGKILL of
     the whole worker nothing would ever deliver the job again. The restarted worker (same node
@@ -50,13 +42,13 @@ def test_whole_worker_sigkilled_and_restarted_finishes_its_job_on_sqlite_and_fil
     try:
         session = site.login("clinician", PASSWORD)
         case_id = site.upload(session, [("fault-slow-embedded.png", subset_image("png").read_bytes())])
-        wait_for(lambda: job_rows(site, case_id)[0][1] == "running", 90, "the job to run")
+        wait_until(lambda: job_rows(site, case_id)[0][1] == "running", 90, 0.2, "the job to run")
         worker.kill_all()
         assert job_rows(site, case_id)[0][1] == "running"
 
         worker.start(same_name=True)
-        wait_for(lambda: job_rows(site, case_id)[0][1] in ("done", "failed"),
-                 max(1.0, 60 - (time.monotonic() - worker.started_at)), "the job to finish")
+        wait_until(lambda: job_rows(site, case_id)[0][1] in ("done", "failed"),
+                   max(1.0, 60 - (time.monotonic() - worker.started_at)), 0.2, "the job to finish")
         assert time.monotonic() - worker.started_at <= 60
         [(_, status, attempts, name, mask, error)] = job_rows(site, case_id)
         assert (status, attempts, error) == ("done", 2, "")

@@ -10,8 +10,8 @@ from celery.signals import before_task_publish
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.conftest import subset_image
-from tests.reliability_harness import wait_for_jobs
+from tests.support.data import subset_image
+from tests.support.waiting import wait_for_jobs
 from webapp.cases.models import Job, JobStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

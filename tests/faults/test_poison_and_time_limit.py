@@ -4,7 +4,9 @@ carries on."""
 
 import pytest
 
-from tests.reliability_harness import MAX_ATTEMPTS, SOFT_LIMIT_S, wait_for_jobs
+from tests.support.factories import CaseFactory
+from tests.support.fault_fixtures import MAX_ATTEMPTS, SOFT_LIMIT_S
+from tests.support.waiting import wait_for_jobs
 from webapp.cases.models import JobStatus
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -22,15 +24,14 @@ def test_file_that_kills_its_worker_every_time_is_failed_after_bounded_tries(liv
     assert live_worker.alive() and live_worker.pid == main_pid  # only pool processes died
 
 
-def test_file_that_always_fails_to_read_fails_once_with_its_reason(live_worker, owner, upload_file):
+def test_file_that_always_fails_to_read_fails_once_with_its_reason(live_worker, owner):
     """The other kind of poison: an exception, not a crash. One try, the reader's message."""
     from django.db import transaction
 
-    from webapp.cases.services.uploads import create_case
     from webapp.cases.storage import private_storage
 
     with transaction.atomic():
-        case = create_case(owner, [upload_file("jpg")], "10.0.0.5")
+        case = CaseFactory(owner=owner, extension="jpg", client_address="10.0.0.5")
         name = case.images.get().original.name
         with private_storage.open(name, "wb") as handle:
             handle.write(b"\xff\xd8\xff\xe0 not really a jpeg")

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.reliability_harness import wait_for_jobs, wait_until
+from tests.support.waiting import wait_for_jobs, wait_until
 from webapp.cases.models import Job, JobStatus
 from webapp.cases.storage import private_storage
 

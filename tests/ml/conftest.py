@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-SHARED_DATA = Path(__file__).parents[2].parent / "shared/data/siim-acr-subset"
+from tests.support.data import SHARED_DATA, first_rows
+
 TINY_SIZE = 128  # px; divisible by 32, as the U-Net needs
 
 
@@ -35,20 +36,15 @@ def labels(shared_data) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def first(labels: list[dict], suffix: str, positive: bool, count: int = 1) -> list[dict]:
-    rows = [r for r in labels if r["image"].endswith(suffix) and (r["has_pneumothorax"] == "1") == positive]
-    return rows[:count]
-
-
 @pytest.fixture(scope="session")
 def pick():
-    return first
+    return first_rows
 
 
 @pytest.fixture(scope="session")
 def make_dicom():
     """Build a DICOM file's bytes from pixels; keyword arguments become header elements."""
-    from tests.dicom_factory import dicom_bytes
+    from tests.support.dicom import dicom_bytes
 
     return dicom_bytes
 
@@ -57,8 +53,9 @@ def make_dicom():
 def tiny_dataset(tmp_path_factory, labels, shared_data) -> Path:
     """A ``folders`` layout of 16 shared images (8 positive, 8 negative, all three formats),
     as symlinks."""
-    rows = (first(labels, ".dcm", True, 2) + first(labels, ".jpg", True, 5) + first(labels, ".png", True, 1)
-            + first(labels, ".dcm", False, 6) + first(labels, ".jpg", False, 2))
+    rows = (first_rows(labels, ".dcm", True, 2) + first_rows(labels, ".jpg", True, 5)
+            + first_rows(labels, ".png", True, 1) + first_rows(labels, ".dcm", False, 6)
+            + first_rows(labels, ".jpg", False, 2))
     root = tmp_path_factory.mktemp("tiny-dataset")
     (root / "images").mkdir()
     (root / "masks").mkdir()

@@ -10,7 +10,8 @@ import numpy as np
 from PIL import Image
 
 from ml import evaluate, predict
-from ml.checkpoint import OperatingPoint, read_info
+from ml.core.checkpoint import read_info
+from ml.core.decision import OperatingPoint
 
 REQUIRED = {"image_id", "probability", "positive", "area_fraction", "area_cm2", "model_version", "error"}
 
@@ -87,7 +88,7 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
 def test_high_sensitivity_threshold_is_chosen_on_calibration_and_applied_to_test():
     from types import SimpleNamespace
 
-    from ml.evaluate import high_sensitivity_figures
+    from ml.evaluation.figures import high_sensitivity_figures
 
     def record(probability, positive, fmt="dicom"):
         return SimpleNamespace(probability=probability, source_format=fmt,

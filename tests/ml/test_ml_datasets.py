@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ml import rle
-from ml.datasets import load_folders, load_siim, load_subset, read_rle_csv, split_by_patient
-from ml.reading import read_xray
+from ml.core import rle
+from ml.core.reading import read_xray
+from ml.training.datasets import load_folders, load_siim, load_subset, read_rle_csv, split_by_patient
 
 
 def png_mask(path) -> np.ndarray:
@@ -137,7 +137,7 @@ def test_frozen_held_out_patients_keep_the_first_split_as_the_subset_grew(shared
     it). Drawn again, the split would move patients between training and validation, and the
     shipped models (trained on the first split) would be scored on images they learned from.
     The frozen list is the first draw, and every new image joins its patient's side."""
-    from ml.datasets import SUBSET_VALIDATION_PATIENTS, read_patient_list
+    from ml.training.datasets import SUBSET_VALIDATION_PATIENTS, read_patient_list
 
     samples = load_subset(shared_data)
     added = {row["image_id"] for row in labels if row["source"].endswith("from torchxrayvision")}
@@ -178,8 +178,8 @@ def test_patient_split_disjoint_deterministic(shared_data):
 def test_evaluation_recomputes_the_split_training_wrote_down(tiny_model, tiny_dataset):
     """ml.evaluate finds the held-out images from the model file alone; they must be the ones
     ml.train held out and wrote to validation_ids.txt."""
-    from ml.checkpoint import read_info
-    from ml.evaluate import held_out_samples
+    from ml.core.checkpoint import read_info
+    from ml.evaluation.held_out import held_out_samples
 
     written = (tiny_model.parent / "validation_ids.txt").read_text().split()
     config = read_info(tiny_model).training["config"]

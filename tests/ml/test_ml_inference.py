@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from ml.checkpoint import CheckpointError, ModelInfo, OperatingPoint, load_model, read_info, save_model, update_metadata
-from ml.inference import Predictor
-from ml.model import build_model
-from ml.reading import XRay, read_xray
+from ml.core.checkpoint import CheckpointError, ModelInfo, load_model, read_info, save_model, update_metadata
+from ml.core.decision import OperatingPoint
+from ml.core.model import build_model
+from ml.core.reading import XRay, read_xray
+from ml.serving.inference import Predictor
 
 
 @pytest.fixture(scope="module")

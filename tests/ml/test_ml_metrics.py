@@ -1,11 +1,11 @@
-"""ml.metrics against answers worked out by hand; the evaluation's operating-point search."""
+"""ml.core.metrics against answers worked out by hand; the evaluation's operating-point search."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ml import metrics
+from ml.core import metrics
 
 
 def test_dice():
@@ -55,7 +55,7 @@ def test_sensitivity_specificity():
 
 
 def test_dice_from_counts_matches_decision_rule():
-    from ml.evaluate import dice_from_counts
+    from ml.core.operating_point import dice_from_counts
 
     positive = np.array([True, True, False, False])
     area = np.array([10, 10, 10, 0])

@@ -1,4 +1,4 @@
-"""ml.reading: real shared images of each format, DICOMs built here, and hostile files."""
+"""ml.core.reading: real shared images of each format, DICOMs built here, and hostile files."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from ml.errors import (CorruptImage, EmptyFile, ImageDimensionsRejected, MultiFrameImage, NoPixelData,
+from ml.core.errors import (CorruptImage, EmptyFile, ImageDimensionsRejected, MultiFrameImage, NoPixelData,
                        NotChestRadiograph, UnsupportedFormat, XRayError)
-from ml.reading import detect_format, read_xray
+from ml.core.reading import detect_format, read_xray
 
 GRADIENT_8 = np.tile(np.arange(256, dtype=np.uint8), (64, 1))  # 64 x 256
 GRADIENT_12 = np.arange(4096, dtype=np.uint16).reshape(64, 64)

@@ -18,7 +18,7 @@ REPO = Path(__file__).parents[2]
 
 
 def test_cache(tiny_cache, tiny_dataset):
-    from ml.cache import INDEX_FIELDS, load_cache
+    from ml.training.cache import INDEX_FIELDS, load_cache
 
     with open(tiny_cache / "index.csv", newline="") as handle:
         reader = csv.DictReader(handle)
@@ -36,10 +36,10 @@ def test_cache(tiny_cache, tiny_dataset):
 
 def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False, steps: int = 8) -> list[float]:
     """Losses of a few optimiser steps on 4 tiny-cache images, from one seed."""
-    from ml.cache import load_cache
-    from ml.losses import HybridLoss
-    from ml.model import build_model
-    from ml.training_data import CachedSegmentationDataset
+    from ml.core.model import build_model
+    from ml.training.cache import load_cache
+    from ml.training.losses import HybridLoss
+    from ml.training.training_data import CachedSegmentationDataset
 
     torch.manual_seed(0)
     samples = load_cache(tiny_cache)
@@ -84,7 +84,7 @@ def test_bf16_channels_last_steps_lower_the_loss_like_fp32(tiny_cache):
 
 
 def test_precision_auto_takes_bf16_only_where_the_cpu_has_it():
-    from ml.train import cpu_supports_bf16, use_bf16
+    from ml.training.runtime import cpu_supports_bf16, use_bf16
 
     cpu = torch.device("cpu")
     assert use_bf16("auto", cpu) is cpu_supports_bf16()  # emulated bf16 is slower than fp32
@@ -92,9 +92,9 @@ def test_precision_auto_takes_bf16_only_where_the_cpu_has_it():
 
 
 def test_lesion_biased_crops_show_the_lesion_and_label_the_crop(tiny_cache):
-    from ml.augment import training_transform
-    from ml.cache import load_cache
-    from ml.training_data import CachedSegmentationDataset
+    from ml.training.augment import training_transform
+    from ml.training.cache import load_cache
+    from ml.training.training_data import CachedSegmentationDataset
 
     samples = load_cache(tiny_cache)
     positives = [s for s in samples if s.has_pneumothorax]
@@ -117,10 +117,11 @@ def test_crop_training_with_ema_and_fixed_held_out_patients(tiny_cache, tiny_dat
     whole-image size, the image-level head max-pooled (the same question on a crop and on the
     whole image), an EMA model beside it, and the held-out patients taken from a list."""
     from ml import train
-    from ml.cache import load_cache
-    from ml.checkpoint import load_model, read_info
-    from ml.datasets import load_folders
-    from ml.evaluate import held_out_samples
+    from ml.core.checkpoint import load_model, read_info
+    from ml.evaluation.held_out import held_out_samples
+    from ml.training.cache import load_cache
+    from ml.training.datasets import load_folders
+    from ml.training.runtime import cpu_supports_bf16
 
     samples = load_cache(tiny_cache)
     held_out = sorted({s.patient_id for s in samples})[:3]
@@ -134,7 +135,7 @@ def test_crop_training_with_ema_and_fixed_held_out_patients(tiny_cache, tiny_dat
     assert info.image_size == TINY_SIZE and info.head_pooling == "max"
     config = info.training["config"]
     assert config["crop"] == 64 and config["validation_patients"] == held_out
-    assert config["precision"] == ("bf16" if train.cpu_supports_bf16() else "fp32")
+    assert config["precision"] == ("bf16" if cpu_supports_bf16() else "fp32")
     model, _ = load_model(out / "best.safetensors")
     assert isinstance(model.unet.classification_head[0], torch.nn.AdaptiveMaxPool2d)
     written = (out / "validation_ids.txt").read_text().split()
@@ -148,7 +149,7 @@ def test_crop_training_with_ema_and_fixed_held_out_patients(tiny_cache, tiny_dat
 
 
 def test_train_writes_its_outputs(tiny_model):
-    from ml.checkpoint import read_info
+    from ml.core.checkpoint import read_info
 
     run = tiny_model.parent
     for name in ("metrics.csv", "curves.png", "validation_ids.txt", "last.pt"):
@@ -162,8 +163,8 @@ def test_train_writes_its_outputs(tiny_model):
 def test_second_stage_starts_from_the_first_stages_weights(tiny_model):
     import torch
 
-    from ml.checkpoint import load_model
-    from ml.train import initial_weights
+    from ml.core.checkpoint import load_model
+    from ml.training.state import initial_weights
 
     shipped, _ = load_model(tiny_model)
     last = torch.load(tiny_model.parent / "last.pt", map_location="cpu", weights_only=False)["model"]
@@ -187,7 +188,7 @@ def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
          "--quiet"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    from ml.checkpoint import read_info
+    from ml.core.checkpoint import read_info
 
     info = read_info(out / "best.safetensors")
     assert info.training["config"]["world_size"] == 2
@@ -197,8 +198,8 @@ def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
 def test_export_of_the_training_state_is_a_loadable_model_file(tiny_model, tmp_path):
     import torch
 
-    from ml.checkpoint import load_model
-    from ml.export import export_training_state
+    from ml.core.checkpoint import load_model
+    from ml.training.state import export_training_state
 
     exported = tmp_path / "last.safetensors"
     info = export_training_state(tiny_model.parent / "last.pt", exported)
@@ -245,7 +246,7 @@ def test_validation_selects_on_the_pixel_threshold_the_masks_need():
     checkpoint score must find the threshold that makes it perfect, as ml.evaluate would."""
     import contextlib
 
-    from ml.train import validate
+    from ml.training.validation import validate
 
     size = 32
     truth = torch.zeros(4, 1, size, size)

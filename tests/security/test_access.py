@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.conftest import REPO
+from tests.support.data import REPO
 from webapp.audit.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -100,10 +100,10 @@ def test_admin_url_is_configurable():
     assert out.stdout.split()[-2:] == ["/back-office-7f3a/", "admin-gone"]
 
 
-def test_uploaded_files_are_never_served_as_static(login, owner, upload_file, settings):
-    from webapp.cases.services.uploads import create_case
+def test_uploaded_files_are_never_served_as_static(login, owner, settings):
+    from tests.support.factories import CaseFactory
 
-    case = create_case(owner, [upload_file("dcm")], "10.0.0.9")
+    case = CaseFactory(owner=owner)
     image = case.images.get()
     root = Path(str(settings.PRIVATE_MEDIA_ROOT)).resolve()
     assert (root / image.original.name).is_file()

@@ -8,8 +8,9 @@ import pydicom
 import pytest
 from pydicom.tag import Tag
 
-from ml.reading import read_xray
-from tests.conftest import Upload, subset_image
+from ml.core.reading import read_xray
+from tests.support.data import subset_image
+from tests.support.stubs import Upload
 from webapp.cases.services.uploads import create_case
 from webapp.cases.storage import private_storage
 

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 from django.urls import reverse
 
+from tests.support.factories import CaseFactory, JobFactory
 from webapp.cases.models import Job, JobStatus
 from webapp.cases.services import jobs
 from webapp.cases.services.pipeline import analyse_job
@@ -21,8 +22,8 @@ def png(name):
         return np.asarray(Image.open(io.BytesIO(handle.read())))
 
 
-def test_done_job_stores_probability_mask_overlay_and_timings(owner, make_case, stub_predictor):
-    job = make_case(owner).images.get().job
+def test_done_job_stores_probability_mask_overlay_and_timings(owner, stub_predictor):
+    job = JobFactory(owner=owner)
     assert analyse_job(job.pk, stub_predictor, worker="w1") == "done"
     job.refresh_from_db()
     assert job.status == JobStatus.DONE and job.attempts == 1 and job.worker == "w1"
@@ -38,8 +39,8 @@ def test_done_job_stores_probability_mask_overlay_and_timings(owner, make_case, 
     assert (inside[..., 0] > inside[..., 1]).mean() > 0.9
 
 
-def test_running_twice_gives_one_result(owner, make_case, stub_predictor):
-    job = make_case(owner).images.get().job
+def test_running_twice_gives_one_result(owner, stub_predictor):
+    job = JobFactory(owner=owner)
     assert analyse_job(job.pk, stub_predictor) == "done"
     first = Job.objects.get(pk=job.pk)
     assert analyse_job(job.pk, stub_predictor) == "skipped"
@@ -47,8 +48,8 @@ def test_running_twice_gives_one_result(owner, make_case, stub_predictor):
     assert stub_predictor.calls == 1 and again.attempts == 1 and again.overlay.name == first.overlay.name
 
 
-def test_stale_run_cannot_overwrite_the_current_one(owner, make_case):
-    job = make_case(owner).images.get().job
+def test_stale_run_cannot_overwrite_the_current_one(owner):
+    job = JobFactory(owner=owner)
     first = jobs.claim_job(job.pk)
     second = jobs.claim_job(job.pk)  # redelivered, e.g. after the first worker was lost
     assert second.attempts == 2 and second.run_token != first.run_token
@@ -57,9 +58,9 @@ def test_stale_run_cannot_overwrite_the_current_one(owner, make_case):
     assert Job.objects.get(pk=job.pk).error == "current"
 
 
-def test_job_lost_too_often_is_given_up(owner, make_case, stub_predictor, settings):
+def test_job_lost_too_often_is_given_up(owner, stub_predictor, settings):
     settings.INFERENCE_MAX_ATTEMPTS = 2
-    job = make_case(owner).images.get().job
+    job = JobFactory(owner=owner)
     jobs.claim_job(job.pk)
     jobs.claim_job(job.pk)  # both runs "died" without finishing
     assert analyse_job(job.pk, stub_predictor) == "skipped"
@@ -83,12 +84,12 @@ def test_worker_side_failure_is_shown_on_case_page(login, owner, make_case, stub
     assert page.status_code == 200 and "damaged or truncated" in page.content.decode()
 
 
-def test_unexpected_error_fails_job_without_leaking_details(owner, make_case):
+def test_unexpected_error_fails_job_without_leaking_details(owner):
     class Broken:
         def predict(self, xray):
             raise RuntimeError("secret internals")
 
-    job = make_case(owner).images.get().job
+    job = JobFactory(owner=owner)
     assert analyse_job(job.pk, Broken()) == "failed"
     job.refresh_from_db()
     assert "internal error" in job.error and "secret" not in job.error
@@ -101,12 +102,12 @@ def test_deleted_case_job_is_skipped(owner, make_case, stub_predictor):
     assert analyse_job(job_id, stub_predictor) == "skipped"
 
 
-def test_stale_queued_jobs_are_found_for_resending(owner, make_case, stub_predictor):
+def test_stale_queued_jobs_are_found_for_resending(owner, stub_predictor):
     from datetime import timedelta
 
     from django.utils import timezone
 
-    old, fresh, done = (make_case(owner).images.get().job for _ in range(3))
+    old, fresh, done = JobFactory.create_batch(3, owner=owner)
     Job.objects.filter(pk__in=[old.pk, done.pk]).update(queued_at=timezone.now() - timedelta(minutes=10))
     analyse_job(done.pk, stub_predictor)
     assert jobs.stale_queued_job_ids(timedelta(minutes=5)) == [old.pk]
@@ -115,10 +116,9 @@ def test_stale_queued_jobs_are_found_for_resending(owner, make_case, stub_predic
 def test_lateral_film_that_reached_the_worker_fails_with_the_reason(owner, stub_predictor):
     """Refused at upload; a job queued another way (e.g. before the check existed) fails in the
     worker with the same reason, and the model is never run on it."""
-    from tests.web.test_upload import chest_dicom
-    from webapp.cases.services.uploads import create_case
+    from tests.support.dicom import chest_dicom
 
-    case = create_case(owner, [chest_dicom("PA")], "10.0.0.9")
+    case = CaseFactory(owner=owner, uploads=[chest_dicom("PA")])
     image = case.images.get()
     lateral = chest_dicom("LL").read()
     with private_storage.open(image.original.name, "wb") as handle:
@@ -130,10 +130,9 @@ def test_lateral_film_that_reached_the_worker_fails_with_the_reason(owner, stub_
 
 
 def test_header_recorded_at_upload_counts_in_the_worker(owner, stub_predictor):
-    from tests.web.test_upload import chest_dicom
-    from webapp.cases.services.uploads import create_case
+    from tests.support.dicom import chest_dicom
 
-    case = create_case(owner, [chest_dicom(None)], "10.0.0.9")
+    case = CaseFactory(owner=owner, uploads=[chest_dicom(None)])
     image = case.images.get()
     image.metadata = {**image.metadata, "ViewPosition": "RLD"}  # as the upload read it
     image.save(update_fields=["metadata"])
@@ -155,13 +154,12 @@ def test_dispatch_sends_the_job_by_task_name_with_a_keyword_id(monkeypatch, sett
 
 
 @pytest.mark.parametrize("form", ["kwargs", "queued-before-kwargs-positional"])
-def test_task_runs_the_job_sent_by_keyword_or_by_position(owner, make_case, stub_predictor,
-                                                          monkeypatch, form):
+def test_task_runs_the_job_sent_by_keyword_or_by_position(owner, stub_predictor, monkeypatch, form):
     import workers.model
     from workers.tasks import analyse_image
 
     monkeypatch.setattr(workers.model, "get_predictor", lambda: stub_predictor)
-    job = make_case(owner).images.get().job
+    job = JobFactory(owner=owner)
     result = analyse_image.run(job_pk=job.pk) if form == "kwargs" else analyse_image.run(job.pk)
     assert result == "done" and Job.objects.get(pk=job.pk).status == JobStatus.DONE
     assert stub_predictor.calls == 1

@@ -5,7 +5,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from tests.conftest import subset_image
+from tests.support.data import subset_image
+from tests.support.dicom import chest_dicom
 from webapp.cases.models import Case, CaseImage, Job, JobStatus
 
 pytestmark = pytest.mark.django_db
@@ -97,20 +98,6 @@ def test_reference_must_be_unique_per_user(login, owner):
 
 
 # --- the projection: the model reads frontal films only --------------------------------------
-
-def chest_dicom(view_position=None, name=None, **elements):
-    """A synthetic chest film (tests/dicom_factory) with this ViewPosition, or none."""
-    import numpy as np
-
-    from tests.dicom_factory import dicom_bytes
-
-    rows = np.linspace(0, 255, 256, dtype=np.float64)
-    pixels = np.add.outer(rows, rows[::-1]).astype(np.uint16) // 2
-    if view_position is not None:
-        elements["ViewPosition"] = view_position
-    data = dicom_bytes(pixels.astype(np.uint8), BodyPartExamined="CHEST", **elements)
-    return SimpleUploadedFile(name or f"chest-{view_position or 'none'}.dcm", data)
-
 
 def stored_files():
     from pathlib import Path

@@ -22,3 +22,10 @@ class RoleAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return _is_admin(request)
+
+
+class RoleInlineMixin(RoleAdminMixin):
+    """The same for an inline, whose ``has_add_permission`` also takes the parent object."""
+
+    def has_add_permission(self, request, obj=None):
+        return _is_admin(request)

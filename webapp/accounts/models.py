@@ -15,7 +15,7 @@ class PneumothoraxUserManager(UserManager):
 
 class User(AbstractUser):
     """A person using the service. The role decides what they see: a clinician sees their own
-    cases and audit trail, an administrator sees everyone's."""
+    cases, their teams' cases and their own audit trail; an administrator sees everyone's."""
 
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLINICIAN)
 
@@ -30,3 +30,19 @@ class User(AbstractUser):
         if self.role == Role.ADMIN:
             self.is_staff = True
         super().save(*args, **kwargs)
+
+
+class Team(models.Model):
+    """A ward, a department or a site: the people who read each other's cases. A case belongs
+    to its uploader's team (``Case.team``, set at submission), and every member sees and
+    reviews it (``webapp.cases.services.access``). Administrators manage teams in the admin."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(User, related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -1,13 +1,15 @@
-"""Plain-dict payloads of cases, images and batches, built from the pipeline's status services
-(``job_summary``, ``aggregate_status``); the API only adds its URLs."""
+"""Plain-dict payloads of cases, images and batches, passed through ``webapp.api.serializers``.
+Status and results come from the pipeline's status service (``job_summary``, ``case_result``),
+as on the pages; the API adds its URLs."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Q
+from django.core.exceptions import ObjectDoesNotExist
 from django.urls import reverse
 
-from webapp.cases.models import CaseImage, Job, JobStatus
-from webapp.cases.services.status import aggregate_status, job_summary
+from webapp.api import batches
+from webapp.cases.models import CaseImage, JobStatus
+from webapp.cases.services.status import case_result, job_summary
 
 
 def _url(request, name, **kwargs):
@@ -16,7 +18,6 @@ def _url(request, name, **kwargs):
 
 def image_payload(request, image: CaseImage) -> dict:
     job = image.job
-    summary = job_summary(job)
     done = job.status == JobStatus.DONE
     dicom = done and image.source_format == "dicom"
     ids = {"case_id": image.case_id, "image_id": image.pk}
@@ -29,7 +30,7 @@ def image_payload(request, image: CaseImage) -> dict:
         "name": image.original_name, "position": image.position,
         "source_format": image.source_format, "width": image.width, "height": image.height,
         "sha256": image.sha256,
-        **summary,
+        **job_summary(job),
         "queued_at": job.queued_at, "finished_at": job.finished_at,
         "original_url": file_url("original"), "preview_url": file_url("preview"),
         "mask_url": file_url("mask", done), "overlay_url": file_url("overlay", done),
@@ -40,47 +41,24 @@ def image_payload(request, image: CaseImage) -> dict:
 def case_payload(request, case) -> dict:
     """``case`` with images (and their jobs) prefetched, or not: both work."""
     images = [image_payload(request, image) for image in case.images.all()]
-    done = [i for i in images if i["status"] == JobStatus.DONE]
-    link = getattr(case, "api_batch_link", None) if _has_link(case) else None
+    result = case_result(images)
     return {
         "id": case.pk, "url": _url(request, "case-detail", case_id=case.pk),
-        "status": aggregate_status([i["status"] for i in images]),
+        "status": result["status"],
         "created_at": case.created_at, "owner": case.owner.get_username(),
         "client_reference": case.client_reference,
-        "batch": link.batch_id if link else None,
-        "positive": any(i["positive"] for i in done) if done else None,
-        "max_probability": max((i["probability"] for i in done), default=None),
+        "batch": _batch_id(case),
+        "team": case.team.name if case.team_id else None,
+        "positive": result["positive"], "max_probability": result["max_probability"],
         "images": images,
     }
 
 
-def _has_link(case) -> bool:
-    from django.core.exceptions import ObjectDoesNotExist
-
+def _batch_id(case):
     try:
-        case.api_batch_link
-    except ObjectDoesNotExist:
-        return False
-    return True
-
-
-def batch_progress(batch, expected: int | None) -> dict:
-    jobs = Job.objects.filter(image__case__api_batch_link__batch=batch)
-    counts = jobs.aggregate(
-        images=Count("pk"),
-        queued=Count("pk", filter=Q(status=JobStatus.QUEUED)),
-        running=Count("pk", filter=Q(status=JobStatus.RUNNING)),
-        done=Count("pk", filter=Q(status=JobStatus.DONE)),
-        failed=Count("pk", filter=Q(status=JobStatus.FAILED)),
-        positive=Count("pk", filter=Q(status=JobStatus.DONE, positive=True)),
-    )
-    cases = batch.links.count()
-    finished = counts["done"] + counts["failed"]
-    complete = finished == counts["images"] and (expected is None or cases >= expected) \
-        and (cases > 0 or expected == 0)
-    return {"cases": cases, **counts,
-            "fraction_finished": round(finished / counts["images"], 4) if counts["images"] else 0.0,
-            "complete": complete}
+        return case.api_batch_link.batch_id
+    except ObjectDoesNotExist:  # not in a batch
+        return None
 
 
 def batch_payload(request, batch) -> dict:
@@ -89,5 +67,5 @@ def batch_payload(request, batch) -> dict:
         "cases_url": request.build_absolute_uri(reverse("api:case-list") + f"?batch={batch.pk}"),
         "label": batch.label, "expected_cases": batch.expected_cases,
         "created_at": batch.created_at, "owner": batch.owner.get_username(),
-        "progress": batch_progress(batch, batch.expected_cases),
+        "progress": batches.progress(batch),
     }

@@ -1,20 +1,30 @@
-"""The API's JSON shapes. Payloads are built as plain dicts by webapp.api.payloads (from the
-pipeline's status services) and passed through these serializers, so the OpenAPI schema and
-what is served are the same thing."""
+"""The API's JSON shapes, and the validation of what clients send. Payloads are built as plain
+dicts by webapp.api.payloads (from the pipeline's status services) and passed through these
+serializers, so the OpenAPI schema and what is served are the same thing; requests are validated
+by the serializer that the schema documents them with."""
 
 from rest_framework import serializers
 
+from webapp.api import batches
+from webapp.api.models import Batch
 from webapp.cases.models import JobStatus
-from webapp.cases.services import worklist
+from webapp.cases.services import teams, worklist
+from webapp.cases.services.submission import REFERENCE_MAX_LENGTH
 
 STATUS_CHOICES = [s.value for s in JobStatus]
 
 
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField(help_text="What went wrong, for a person.")
-    errors = serializers.ListField(child=serializers.CharField(), required=False,
-                                   help_text="One reason per problem (e.g. per refused file).")
-    case = serializers.UUIDField(required=False, help_text="The existing case, on a conflict.")
+class FindingsSerializer(serializers.Serializer):
+    """ml.serving.findings.Findings: estimates from the outline, explained on the case page."""
+    side = serializers.CharField(allow_null=True, required=False)
+    side_basis = serializers.ChoiceField(choices=["header", "convention"], required=False,
+                                         help_text="PatientOrientation, or the radiological convention assumed.")
+    zones = serializers.ListField(child=serializers.CharField(), required=False)
+    area_percent = serializers.FloatField(required=False)
+    area_cm2 = serializers.FloatField(allow_null=True, required=False)
+    rim_depth_mm = serializers.FloatField(allow_null=True, required=False)
+    rim_depth_percent_width = serializers.FloatField(allow_null=True, required=False)
+    large = serializers.BooleanField(allow_null=True, required=False)
 
 
 class ImageSerializer(serializers.Serializer):
@@ -32,6 +42,17 @@ class ImageSerializer(serializers.Serializer):
     positive = serializers.BooleanField(allow_null=True)
     area_fraction = serializers.FloatField(allow_null=True)
     area_cm2 = serializers.FloatField(allow_null=True, help_text="Null without pixel spacing.")
+    side = serializers.ChoiceField(choices=["right", "left", "both"], allow_null=True,
+                                   help_text="The patient's side of the outlined area; null when none.")
+    zones = serializers.ListField(child=serializers.ChoiceField(choices=["apical", "lateral", "basal"]),
+                                  help_text="Where the outlined area lies, by thirds of the image.")
+    rim_depth_mm = serializers.FloatField(allow_null=True,
+                                          help_text="Widest point of the outlined air, mm; null without spacing.")
+    large = serializers.BooleanField(allow_null=True,
+                                     help_text="Rim depth >= 2 cm (BTS 2010); null without spacing or finding.")
+    review_first = serializers.BooleanField(
+        help_text="Positive, or above the model's high-sensitivity threshold: read this first.")
+    findings = FindingsSerializer()
     model_version = serializers.CharField(allow_blank=True)
     timings_ms = serializers.DictField(child=serializers.FloatField())
     queued_at = serializers.DateTimeField()
@@ -54,19 +75,80 @@ class CaseSerializer(serializers.Serializer):
     owner = serializers.CharField()
     client_reference = serializers.CharField(allow_blank=True)
     batch = serializers.UUIDField(allow_null=True)
+    team = serializers.CharField(allow_null=True, help_text="The uploader's team, whose members see "
+                                                            "the case; null: the uploader's alone.")
     positive = serializers.BooleanField(allow_null=True, help_text="Any finished image positive.")
     max_probability = serializers.FloatField(allow_null=True)
     images = ImageSerializer(many=True)
 
 
+def _has_control_characters(value: str) -> bool:
+    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
+
+
+class PrintableCharField(serializers.CharField):
+    """Text without control characters, stripped once valid. They are checked before the
+    length and before DRF's own null-character check, so that one message (``invalid``) says
+    what is wrong with either."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or _has_control_characters(data):
+            self.fail("invalid")
+        return data
+
+    def run_validation(self, data=serializers.empty):
+        value = super().run_validation(data)
+        return value.strip() if isinstance(value, str) else value
+
+
+REFERENCE_PROBLEM = f"at most {REFERENCE_MAX_LENGTH} characters, no control characters."
+NO_IMAGES = "choose at least one X-ray file (multipart field 'images')."
+
+
 class CaseCreateSerializer(serializers.Serializer):
     """Documentation of the multipart request (files are checked by the upload service)."""
 
-    images = serializers.ListField(child=serializers.FileField(), min_length=1,
-                                   help_text="One or more X-rays (DICOM, PNG or JPEG), one case.")
-    client_reference = serializers.CharField(required=False, allow_blank=True, max_length=200,
-                                             help_text="Your own reference; unique among your cases.")
-    batch = serializers.UUIDField(required=False, help_text="Add the case to this batch of yours.")
+    # (The docstring is the schema's description of the request.) The view validates the
+    # request with this serializer; the files' content is checked by the submission service,
+    # which reads each one. Context: ``user``, whose batch ``batch`` and team ``team`` must be.
+
+    # allow_empty_file: an empty file is refused by the upload service, with the file's name.
+    images = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), min_length=1,
+        error_messages={"required": NO_IMAGES, "min_length": NO_IMAGES, "empty": NO_IMAGES,
+                        "not_a_list": NO_IMAGES},
+        help_text="One or more X-rays (DICOM, PNG or JPEG), one case.")
+    client_reference = PrintableCharField(
+        required=False, allow_blank=True, max_length=REFERENCE_MAX_LENGTH, trim_whitespace=False,
+        error_messages={"invalid": REFERENCE_PROBLEM, "max_length": REFERENCE_PROBLEM},
+        help_text="Your own reference; unique among your cases.")
+    batch = serializers.UUIDField(required=False, error_messages={"invalid": "no such batch of yours."},
+                                  help_text="Add the case to this batch of yours.")
+    team = serializers.CharField(required=False, max_length=100,
+                                 help_text="One of your teams (id or name), whose members will see "
+                                           "the case; default: your first team by name.")
+
+    def validate_team(self, value):
+        try:
+            return teams.submission_team(self.context["user"], value)
+        except teams.TeamRefused as exc:
+            raise serializers.ValidationError(exc.messages) from exc
+
+    def validate_batch(self, value):
+        batch = batches.owned_batch(self.context["user"], value)
+        if batch is None:
+            raise serializers.ValidationError("no such batch of yours.")
+        return batch
+
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            # Problems are listed as the API always has (reference, batch, files), while the
+            # fields keep the schema's order (files first).
+            order = {"client_reference": 0, "batch": 1, "team": 2, "images": 3}
+            raise serializers.ValidationError(
+                dict(sorted(exc.detail.items(), key=lambda item: order.get(item[0], 4)))) from exc
 
 
 class CaseFilterSerializer(serializers.Serializer):
@@ -76,6 +158,9 @@ class CaseFilterSerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
     batch = serializers.UUIDField(required=False)
     client_reference = serializers.CharField(required=False, max_length=200)
+    q = serializers.CharField(required=False, max_length=200,
+                              help_text="Search: part of the reference or of an image's file name.")
+    review_first = serializers.BooleanField(required=False, default=False)
     order = serializers.ChoiceField(choices=list(worklist.ORDERINGS), default=worklist.NEWEST)
 
 
@@ -109,13 +194,12 @@ class BatchCreateSerializer(serializers.Serializer):
                                               max_value=1_000_000)
 
     def validate_label(self, value):
-        return _printable(value)
+        if _has_control_characters(value):
+            raise serializers.ValidationError("Control characters are not allowed.")
+        return value.strip()
 
-
-def _printable(value: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise serializers.ValidationError("Control characters are not allowed.")
-    return value.strip()
+    def create(self, validated_data):
+        return Batch.objects.create(**validated_data)  # owner= from save()
 
 
 class _Page(serializers.Serializer):

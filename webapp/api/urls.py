@@ -10,8 +10,8 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from . import views
 from .docs import RedocDocsView, SwaggerDocsView
+from .views import batches, cases, files, reviews
 
 
 def api(view_class):
@@ -24,17 +24,18 @@ def browser_page(view_class, **initkwargs):
 
 image = "cases/<uuid:case_id>/images/<uuid:image_id>/"
 v1 = [
-    path("cases/", api(views.CaseListCreate), name="case-list"),
-    path("cases/<uuid:case_id>/", api(views.CaseDetail), name="case-detail"),
-    path(image, api(views.ImageDetail), name="image-detail"),
-    path(image + "original/", api(views.OriginalFile), name="image-original"),
-    path(image + "preview/", api(views.PreviewFile), name="image-preview"),
-    path(image + "mask/", api(views.MaskFile), name="image-mask"),
-    path(image + "overlay/", api(views.OverlayFile), name="image-overlay"),
-    path(image + "dicom-seg/", api(views.DicomSegFile), name="image-dicom-seg"),
-    path(image + "dicom-sc/", api(views.DicomScFile), name="image-dicom-sc"),
-    path("batches/", api(views.BatchListCreate), name="batch-list"),
-    path("batches/<uuid:batch_id>/", api(views.BatchDetail), name="batch-detail"),
+    path("cases/", api(cases.CaseListCreate), name="case-list"),
+    path("cases/<uuid:case_id>/", api(cases.CaseDetail), name="case-detail"),
+    path(image, api(cases.ImageDetail), name="image-detail"),
+    path(image + "original/", api(files.OriginalFile), name="image-original"),
+    path(image + "preview/", api(files.PreviewFile), name="image-preview"),
+    path(image + "mask/", api(files.MaskFile), name="image-mask"),
+    path(image + "overlay/", api(files.OverlayFile), name="image-overlay"),
+    path(image + "dicom-seg/", api(files.DicomSegFile), name="image-dicom-seg"),
+    path(image + "dicom-sc/", api(files.DicomScFile), name="image-dicom-sc"),
+    path(image + "reviews/", api(reviews.ImageReviews), name="image-reviews"),
+    path("batches/", api(batches.BatchListCreate), name="batch-list"),
+    path("batches/<uuid:batch_id>/", api(batches.BatchDetail), name="batch-detail"),
 ]
 
 app_name = "api"

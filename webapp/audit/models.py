@@ -17,6 +17,8 @@ class Action(models.TextChoices):
     VIEW_IMAGE = "view_image", "Image viewed"
     DOWNLOAD = "download", "Download"
     DELETE = "delete", "Deletion"
+    REVIEW = "review", "Result reviewed"
+    EXPORT = "export", "Export"
 
 
 class AppendOnlyError(RuntimeError):

@@ -16,9 +16,10 @@ class CaseImageInline(admin.TabularInline):
 
 @admin.register(Case)
 class CaseAdmin(RoleAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "owner", "created_at", "client_reference")
-    list_filter = ("created_at",)
-    search_fields = ("id", "owner__username", "client_reference")
+    list_display = ("id", "owner", "team", "created_at", "client_reference")
+    list_filter = ("team", "created_at")
+    search_fields = ("id", "owner__username", "team__name", "client_reference")
+    # ``team`` stays editable: moving a case to another team is how a team with cases is retired.
     readonly_fields = ("id", "owner", "created_at", "study_metadata")
     inlines = [CaseImageInline]
 

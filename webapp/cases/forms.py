@@ -1,6 +1,8 @@
 from django import forms
 from django.conf import settings
 
+from webapp.cases.services.teams import TeamRefused, submission_team, user_teams
+
 
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
@@ -22,5 +24,28 @@ class MultipleFileField(forms.FileField):
 
 
 class UploadForm(forms.Form):
+    """``user``: the uploader, whose teams ``team`` is chosen among (a select when they have
+    several; hidden otherwise, their one team or none applying). The field takes a team's id or
+    name, as the API's does, and cleans to a Team (None: the default, services.teams)."""
+
     images = MultipleFileField(label="Chest X-rays (DICOM, PNG or JPEG)")
     client_reference = forms.CharField(label="Your reference (optional)", max_length=200, required=False)
+    team = forms.CharField(label="Team (its members see the case)", required=False, max_length=100,
+                           widget=forms.HiddenInput)
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        teams = list(user_teams(user)) if user is not None else []
+        if len(teams) > 1:
+            self.fields["team"].widget = forms.Select(choices=[(t.pk, t.name) for t in teams])
+            self.fields["team"].initial = teams[0].pk  # the default: the first by name
+
+    def clean_team(self):
+        choice = self.cleaned_data["team"]
+        if self.user is None:  # no uploader to check against: submit_case decides
+            return choice or None
+        try:
+            return submission_team(self.user, choice)
+        except TeamRefused as exc:
+            raise forms.ValidationError(exc.messages) from exc

@@ -16,10 +16,16 @@ from .storage import get_private_storage
 class Case(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="cases")
+    # The uploader's team at submission (services.submission): its members see the case. PROTECT,
+    # not SET_NULL: deleting a team would silently take its open cases off every teammate's
+    # worklist, unread; an administrator moves the cases to another team first (or removes the
+    # members, which ends their access without losing the cases' place).
+    team = models.ForeignKey("accounts.Team", on_delete=models.PROTECT, null=True, blank=True,
+                             related_name="cases")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Set by API clients to recognise their own submissions (issue 4); unique per owner.
     client_reference = models.CharField(max_length=200, blank=True, default="")
-    # Display-safe DICOM study fields of the first DICOM image (ml.reading.DICOM_DISPLAY_FIELDS).
+    # Display-safe DICOM study fields of the first DICOM image (ml.core.reading.DICOM_DISPLAY_FIELDS).
     study_metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -93,6 +99,10 @@ class Job(models.Model):
     area_fraction = models.FloatField(null=True, blank=True)
     area_cm2 = models.FloatField(null=True, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
+    # On top of the worklist: called positive, or above the model's high-sensitivity threshold.
+    review_first = models.BooleanField(null=True, blank=True, db_index=True)
+    # ml.serving.findings.Findings.as_dict(): side, zones, area, rim depth, large; {} before done.
+    findings = models.JSONField(default=dict, blank=True)
     timings_ms = models.JSONField(default=dict, blank=True)
     mask = models.FileField(storage=get_private_storage, max_length=300, blank=True)
     overlay = models.FileField(storage=get_private_storage, max_length=300, blank=True)

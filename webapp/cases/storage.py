@@ -1,5 +1,6 @@
-"""Private storage for uploads and results: a folder that no URL maps to. Files are read back
-only by the permission-checked views in webapp.cases.views and by the worker."""
+"""Private storage for uploads and results: a folder that no URL maps to. Files are named, written
+and served through webapp.cases.services.files only: to the pages and the API after their
+access check, and to the worker."""
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage

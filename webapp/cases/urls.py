@@ -5,9 +5,11 @@ from . import views
 app_name = "cases"
 urlpatterns = [
     path("", views.case_list, name="list"),
+    path("worklist.json", views.worklist_json, name="worklist_json"),
     path("new/", views.upload, name="upload"),
     path("model/", views.model_versions, name="model_versions"),
     path("<uuid:case_id>/", views.case_detail, name="detail"),
+    path("<uuid:case_id>/report/", views.case_report, name="report"),
     path("<uuid:case_id>/status.json", views.case_status, name="status"),
     path("<uuid:case_id>/delete/", views.case_delete, name="delete"),
     path("<uuid:case_id>/images/<uuid:image_id>/<str:kind>.png", views.image_file, name="image_file"),

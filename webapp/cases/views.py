@@ -2,9 +2,11 @@
 services.access (querysets), so every view gets a 404 for what the user may not see."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -12,42 +14,78 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.forms import UploadForm
+from webapp.cases.worklist_filters import WorklistFilterForm
+from webapp.reviews.services import filter_reviewed, reviews_for_images
 from webapp.cases.models import JobStatus
-from webapp.cases.services import access, display, status, worklist
-from webapp.cases.services.model_versions import known_model_versions
+from webapp.cases.services import access, display, files, status, worklist
 from webapp.cases.services.deletion import delete_case
-from webapp.cases.services.uploads import UploadRejected, create_case
-from webapp.cases.storage import private_storage
+from webapp.cases.services.model_versions import known_model_versions
+from webapp.cases.services.submission import submit_case
+from webapp.cases.services.uploads import UploadRejected
 
-IMAGE_KINDS = ("original", "preview", "mask", "overlay")
+IMAGE_KINDS = ("original", "preview", "mask", "overlay")  # the pages serve no DICOM results
+NO_THRESHOLDS = display.Thresholds(call=None, review=None)
 
 
 @require_http_methods(["GET", "POST"])
 def upload(request):
     if request.method == "POST":
-        form = UploadForm(request.POST, request.FILES)
+        form = UploadForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             try:
-                case = create_case(request.user, form.cleaned_data["images"],
+                case = submit_case(request.user, form.cleaned_data["images"],
                                    audit.client_address(request),
-                                   form.cleaned_data["client_reference"])
+                                   form.cleaned_data["client_reference"],
+                                   team=form.cleaned_data["team"])
             except UploadRejected as exc:
                 for message in exc.messages:
                     form.add_error("images", message)
             else:
                 return redirect("cases:detail", case_id=case.pk)
         return render(request, "cases/upload.html", {"form": form}, status=400)
-    return render(request, "cases/upload.html", {"form": UploadForm()})
+    return render(request, "cases/upload.html", {"form": UploadForm(user=request.user)})
+
+
+WORKLIST_PAGE_SIZE = 25
+
+
+def _worklist(request) -> dict:
+    """The worklist's cases for this request's filters, order and page; shared by the page and
+    the JSON it polls, so both show the same rows."""
+    form = WorklistFilterForm(request.GET)
+    ordering = worklist.parse_ordering(request.GET.get("order"), default=worklist.URGENCY)
+    filters = form.filters()
+    cases = worklist.filter_cases(access.visible_cases(request.user), filters)
+    if filters.get("reviewed") is not None:  # the reviews app sits above cases: applied here
+        cases = filter_reviewed(cases, filters["reviewed"])
+    cases = worklist.with_images(worklist.order_cases(cases, ordering))
+    page = Paginator(cases, WORKLIST_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {"form": form, "ordering": ordering, "orderings": worklist.ORDERINGS, "page": page,
+            "rows": [worklist.worklist_row(case) for case in page.object_list],
+            "query": query.urlencode(),
+            # Whose case it is matters once teammates' cases share the list.
+            "show_owner": request.user.teams.exists()}
 
 
 @require_GET
 def case_list(request):
-    ordering = worklist.parse_ordering(request.GET.get("order"))
-    cases = worklist.order_cases(access.visible_cases(request.user), ordering).select_related("owner")
-    page = Paginator(cases, 25).get_page(request.GET.get("page"))
-    rows = [(case, status.case_status(case)) for case in page.object_list]
-    return render(request, "cases/list.html", {"page": page, "rows": rows, "ordering": ordering,
-                                               "orderings": worklist.ORDERINGS})
+    return render(request, "cases/list.html", _worklist(request))
+
+
+@require_GET
+@never_cache
+def worklist_json(request):
+    """Polled by the worklist page (worklist.js) so that new results appear without a reload;
+    not audited, as the status JSON is not (the page view is)."""
+    context = _worklist(request)
+    page = context["page"]
+    return JsonResponse({
+        "count": page.paginator.count, "page": page.number, "pages": page.paginator.num_pages,
+        "rows": context["rows"],
+        "html": render_to_string("cases/_worklist_rows.html", context, request=request),
+    })
 
 
 @require_GET
@@ -55,19 +93,37 @@ def model_versions(request):
     return render(request, "cases/model_versions.html", {"models": known_model_versions()})
 
 
+def _case_context(request, case) -> dict:
+    images = list(case.images.select_related("job"))
+    reviews = reviews_for_images(images)
+    thresholds = display.model_thresholds(image.job.model_version for image in images)
+    for image in images:  # the result as the status JSON gives it, for a page opened when done
+        limits = thresholds.get(image.job.model_version, NO_THRESHOLDS)
+        image.result_text = display.result_text(status.job_summary(image.job), limits.call, limits.review)
+        image.findings_rows = display.findings_rows(image.job.findings)
+        image.review_list = reviews[image.pk]
+    return {
+        "case": case, "images": images, "study": display.study_fields(case.study_metadata),
+        "study_header": display.study_header(case.study_metadata),
+        "can_delete": access.may_delete(request.user, case),
+        "status_url": reverse("cases:status", kwargs={"case_id": case.pk}),
+    }
+
+
 @require_GET
 def case_detail(request, case_id):
     case = access.get_visible_case(request.user, case_id)
     audit.record(request.user, Action.VIEW_CASE, case, audit.client_address(request))
-    images = list(case.images.select_related("job"))
-    thresholds = display.image_thresholds(image.job.model_version for image in images)
-    for image in images:  # the result as the status JSON gives it, for a page opened when done
-        image.result_text = display.result_text(status.job_summary(image.job),
-                                                thresholds.get(image.job.model_version))
-    return render(request, "cases/detail.html", {
-        "case": case, "images": images, "study": display.study_fields(case.study_metadata),
-        "status_url": reverse("cases:status", kwargs={"case_id": case.pk}),
-    })
+    return render(request, "cases/detail.html", _case_context(request, case))
+
+
+@require_GET
+def case_report(request, case_id):
+    """One printable page: images, overlays, findings, model version, the reviewers' verdicts."""
+    case = access.get_visible_case(request.user, case_id)
+    audit.record(request.user, Action.VIEW_CASE, case, audit.client_address(request),
+                 detail={"page": "report"})
+    return render(request, "cases/report.html", _case_context(request, case))
 
 
 @require_GET
@@ -76,10 +132,12 @@ def case_status(request, case_id):
     """Polled about once a second by the case page; not audited (the page view is)."""
     case = access.get_visible_case(request.user, case_id)
     payload = status.case_status(case)
-    thresholds = display.image_thresholds(image["model_version"] for image in payload["images"])
+    thresholds = display.model_thresholds(image["model_version"] for image in payload["images"])
     for image in payload["images"]:
-        image["image_threshold"] = thresholds.get(image["model_version"])
-        image["result_text"] = display.result_text(image, image["image_threshold"])
+        limits = thresholds.get(image["model_version"], NO_THRESHOLDS)
+        image["image_threshold"], image["review_threshold"] = limits.call, limits.review
+        image["result_text"] = display.result_text(image, limits.call, limits.review)
+        image["findings_rows"] = display.findings_rows(image["findings"])
         done = image["status"] == JobStatus.DONE
         for kind in ("overlay", "mask"):
             image[f"{kind}_url"] = _file_url(case.pk, image["id"], kind) if done else None
@@ -92,29 +150,18 @@ def image_file(request, case_id, image_id, kind):
     if kind not in IMAGE_KINDS:
         raise Http404
     image = access.get_visible_image(request.user, case_id, image_id)
-    field = image.job.mask if kind == "mask" else image.job.overlay if kind == "overlay" \
-        else getattr(image, kind)
-    if not field.name:
-        raise Http404("Not available yet.")
-    # The original is always a download: it may be DICOM, and we never render uploads inline.
-    download = kind == "original" or request.GET.get("download") == "1"
-    audit.record(request.user, Action.DOWNLOAD if download else Action.VIEW_IMAGE, image,
-                 audit.client_address(request), detail={"kind": kind, "case": str(case_id)})
     try:
-        handle = private_storage.open(field.name, "rb")
-    except FileNotFoundError:
-        raise Http404("The file is missing.")
-    stem = image.original_name.rsplit(".", 1)[0]
-    filename = image.original_name if kind == "original" else f"{stem}-{kind}.png"
-    response = FileResponse(handle, as_attachment=download, filename=filename,
-                            content_type=image.content_type if kind == "original" else "image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
+        return files.serve(request.user, image, kind, download=request.GET.get("download") == "1",
+                           client_address=audit.client_address(request))
+    except files.NotAvailable as exc:
+        raise Http404(str(exc)) from exc
 
 
 @require_POST
 def case_delete(request, case_id):
     case = access.get_visible_case(request.user, case_id)
+    if not access.may_delete(request.user, case):  # a teammate sees the case, but may not delete it
+        raise PermissionDenied("Only the uploader or an administrator may delete a case.")
     delete_case(request.user, case, audit.client_address(request))
     messages.success(request, "The case was deleted.")
     return redirect("cases:list")

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "webapp.accounts",
     "webapp.audit",
     "webapp.cases",
+    "webapp.reviews",  # clinician review and feedback (issue 11)
     # REST API v1 (issue 4)
     "rest_framework",
     "rest_framework.authtoken",
@@ -126,7 +127,7 @@ STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=VAR_DIR / "static")
 STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
 
 # Uploaded X-rays and results. Deliberately NOT under MEDIA_URL/STATIC: nothing serves this folder
-# directly; every file goes through a view that checks the user (webapp.cases.views.image_file).
+# directly; every file goes through a view that checks the user (webapp.cases.services.files).
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private-media")
 MAX_UPLOAD_FILE_BYTES = env.int("MAX_UPLOAD_FILE_BYTES", default=50 * 1024 * 1024)
 MAX_UPLOAD_FILES = env.int("MAX_UPLOAD_FILES", default=20)
@@ -175,7 +176,7 @@ CELERY_TASK_DEFAULT_QUEUE = "cpu"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
-# The model file the worker serves (read by workers.model; ml.inference has the same default).
+# The model file the worker serves (read by workers.model; ml.serving.inference has the same default).
 PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
                           or BASE_DIR / "ml" / "weights" / "pneumothorax-unet.safetensors")
 # Which queue the web sends inference jobs to: "cpu", or "gpu" where GPU workers run.
@@ -211,7 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["webapp.api.throttling.PerUserThrottle"],
     "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.CasePagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "webapp.api.views.exception_handler",
+    "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 # Per user (per client address when anonymous), counted in Redis when the broker is Redis so that

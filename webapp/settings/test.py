@@ -1,7 +1,7 @@
 """pytest: the real PostgreSQL and Redis on 127.0.0.1 unless the environment names others.
 
 pytest-django creates ``test_<NAME>`` from DATABASE_URL; the end-to-end worker process is
-pointed at that same test database and Redis database by tests/e2e/conftest.py.
+pointed at that same test database and Redis database by tests/support/worker_fixtures.py.
 """
 
 from .base import *  # noqa: F401,F403
@@ -23,8 +23,3 @@ STORAGES = {
 # No collectstatic in tests: serve static files straight from the app folders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-
-# TEST ONLY fault injection in the worker (webapp.cases.services.pipeline._inject_test_fault):
-# off unless TRIAGE_TEST_FAULTS=1, which tests/faults sets for its own worker process only.
-INFERENCE_TEST_FAULTS = env.bool("TRIAGE_TEST_FAULTS", default=False)
-INFERENCE_TEST_SLOW_S = env.float("TRIAGE_TEST_SLOW_S", default=5.0)

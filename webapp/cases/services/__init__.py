@@ -1,10 +1,24 @@
-"""Business logic for cases, as plain functions that views, tasks and (later) the REST API share.
+"""Business logic for cases, as plain functions that the pages, the REST API and the worker's
+task share.
 
-- access:    visible_cases, get_visible_case, get_visible_image
-- uploads:   validate_upload, create_case, UploadRejected
-- jobs:      claim_job, complete_job, fail_job, dispatch_job, enqueue_job_on_commit,
-             stale_queued_job_ids
-- pipeline:  analyse_job (what the worker task calls)
-- status:    job_summary, case_status
-- deletion:  delete_case
+- access:      visible_cases, get_visible_case, get_visible_image (owner, teammates and
+               admins; 404 for strangers), may_delete (owner and admins)
+- submission:  submit_case, the one way a case comes in (pages, API, later a DICOM listener)
+- teams:       submission_team (the new case's team: the uploader's choice or first team)
+- uploads:     validate_upload(s), create_case (the storage transaction), UploadRejected,
+               DuplicateReference
+- files:       storage names of every file of a case, writing/removing them, serve (audit +
+               FileResponse) for the pages and the API
+- results:     DICOM SEG and Secondary Capture of a result, built on first request
+- jobs:        claim_job, complete_job, fail_job, dispatch_job, enqueue_job_on_commit,
+               stale_queued_job_ids
+- pipeline:    analyse_job (what the worker task calls)
+- reconcile:   reconcile_jobs, resend_orphaned_jobs (jobs the broker lost)
+- status:      job_summary, case_result, case_status; with_status / filter_status /
+               filter_positive (the same in SQL)
+- worklist:    the order of the case list
+- display:     the case page's texts; rendering: preview, mask and overlay PNGs
+- deidentify, projection: what uploads check and change in a DICOM
+- deletion:    delete_case (refused to a teammate)
+- model_versions: the models the workers registered
 """

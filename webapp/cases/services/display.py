@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date
 
 from webapp.cases.models import ModelVersion
@@ -14,7 +15,7 @@ from webapp.cases.models import ModelVersion
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December")
 
-# ml.reading.DICOM_DISPLAY_FIELDS, in words; a keyword not listed is split at its capitals.
+# ml.core.reading.DICOM_DISPLAY_FIELDS, in words; a keyword not listed is split at its capitals.
 STUDY_LABELS = {
     "Modality": "Modality",
     "StudyDate": "Study date",
@@ -86,16 +87,35 @@ def study_fields(metadata: Mapping) -> list[tuple[str, str]]:
             if value not in (None, "")]
 
 
+# The case header and the worklist row: what tells one study from another at a glance. Patient
+# name and id are not among them: stored files are de-identified (deidentify.py), and the
+# display fields never held them (ml.core.reading.DICOM_DISPLAY_FIELDS).
+HEADER_FIELDS = ("StudyDate", "ViewPosition", "PatientSex", "PatientAge")
+
+
+def study_header(metadata: Mapping) -> list[tuple[str, str]]:
+    return [(dicom_label(key), dicom_value(key, metadata[key])) for key in HEADER_FIELDS
+            if (metadata or {}).get(key) not in (None, "")]
+
+
 # --- results ---------------------------------------------------------------------------------
 
-def image_thresholds(versions: Iterable[str]) -> dict[str, float]:
-    """The image threshold (operating point) of each model version the workers registered."""
-    thresholds = {}
-    for row in ModelVersion.objects.filter(version__in={v for v in versions if v}):
-        value = (row.operating_point or {}).get("image_threshold")
-        if isinstance(value, (int, float)):
-            thresholds[row.version] = float(value)
-    return thresholds
+@dataclass(frozen=True)
+class Thresholds:
+    """A model version's two thresholds on the image probability: the call (operating point)
+    and the worklist's high-sensitivity "review first" threshold (None if never chosen)."""
+    call: float | None
+    review: float | None
+
+
+def model_thresholds(versions: Iterable[str]) -> dict[str, Thresholds]:
+    """The thresholds of each model version the workers registered."""
+    def number(value):
+        return float(value) if isinstance(value, (int, float)) else None
+
+    return {row.version: Thresholds(number((row.operating_point or {}).get("image_threshold")),
+                                    number((row.operating_point or {}).get("review_threshold")))
+            for row in ModelVersion.objects.filter(version__in={v for v in versions if v})}
 
 
 def _figures(probability: float, threshold: float) -> tuple[str, str]:
@@ -108,21 +128,29 @@ def _figures(probability: float, threshold: float) -> tuple[str, str]:
     return p, t
 
 
-def probability_text(probability: float, threshold: float | None) -> str:
-    """``probability 0.63 (suspected at ≥ 0.45, the model's operating point)``."""
+def probability_text(probability: float, threshold: float | None,
+                     review_threshold: float | None = None) -> str:
+    """``probability 0.63 (suspected at ≥ 0.45, the model's operating point; review first at
+    ≥ 0.13)``."""
     if threshold is None:
         return f"probability {probability:.2f} (the threshold of this model is not recorded)"
     p, t = _figures(probability, threshold)
-    return f"probability {p} (suspected at ≥ {t}, the model's operating point)"
+    review = ""
+    if review_threshold is not None:
+        review = f"; review first at ≥ {_figures(probability, review_threshold)[1]}"
+    return f"probability {p} (suspected at ≥ {t}, the model's operating point{review})"
 
 
-def result_text(summary: Mapping, threshold: float | None) -> str:
+def result_text(summary: Mapping, threshold: float | None,
+                review_threshold: float | None = None) -> str:
     """The result of one finished job (``status.job_summary``) in one line; "" before then."""
     if summary.get("status") != "done" or summary.get("probability") is None:
         return ""
     positive = summary.get("positive")
     parts = ["Pneumothorax suspected" if positive else "No pneumothorax detected",
-             probability_text(summary["probability"], threshold)]
+             probability_text(summary["probability"], threshold, review_threshold)]
+    if summary.get("review_first") and not positive:
+        parts.insert(1, "review first: above the high-sensitivity threshold")
     if positive and summary.get("area_fraction") is not None:
         fraction = summary["area_fraction"]
         area = f"area {100 * fraction:.{2 if fraction < 0.01 else 1}f}% of the image"
@@ -132,3 +160,41 @@ def result_text(summary: Mapping, threshold: float | None) -> str:
     if summary.get("model_version"):
         parts.append(f"model {summary['model_version']}")
     return " · ".join(parts)
+
+
+# --- findings in words (ml.serving.findings, stored with the job) ----------------------------
+
+SIDE_WORDS = {"right": "Right lung", "left": "Left lung", "both": "Both lungs"}
+SIDE_BASIS = {
+    "header": "read from the DICOM header (PatientOrientation)",
+    "convention": "assuming the radiological convention (patient's right on the image's left): "
+                  "the file does not say",
+}
+
+
+def findings_rows(findings: Mapping) -> list[tuple[str, str, str]]:
+    """(what, value, how it is measured) for the case page; [] when nothing is outlined. Every
+    figure is an estimate from the model's outline on a 2-D film, and the page says so."""
+    if not findings or not findings.get("side"):
+        return []
+    zones = list(findings.get("zones") or [])
+    where = ", ".join(zones) if len(zones) < 2 else "several: " + ", ".join(zones)
+    area = f"{findings.get('area_percent', 0):.1f}% of the image"
+    if findings.get("area_cm2") is not None:
+        area += f" ({findings['area_cm2']:.1f} cm²)"
+    if findings.get("rim_depth_mm") is not None:
+        verdict = "large" if findings.get("large") else "not large"
+        depth = f"{findings['rim_depth_mm']:.0f} mm: {verdict} (BTS: large at 2 cm or more)"
+        depth_how = ("the widest point of the outlined air (the largest circle that fits inside), "
+                     "from the DICOM pixel spacing; the BTS measures at the level of the hilum")
+    else:
+        depth = f"{findings.get('rim_depth_percent_width') or 0:.1f}% of the image width"
+        depth_how = "the widest point of the outlined air; no pixel spacing, so no size in mm and no large/small call"
+    return [
+        ("Side", SIDE_WORDS.get(findings["side"], findings["side"]),
+         SIDE_BASIS.get(findings.get("side_basis"), "")),
+        ("Where", where, "by thirds of the image, top to bottom; lateral is the outer half of the "
+                         "middle third; not a segmentation of the lung"),
+        ("Area", area, "the pixels inside the outline"),
+        ("Rim depth", depth, depth_how),
+    ]

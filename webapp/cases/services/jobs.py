@@ -47,7 +47,8 @@ def claim_job(job_id: int, worker: str = "") -> Job | None:
 
 def complete_job(job_id: int, run_token: str, *, probability: float, positive: bool,
                  area_fraction: float, area_cm2: float | None, model_version: str,
-                 timings_ms: dict, mask_name: str, overlay_name: str) -> bool:
+                 timings_ms: dict, mask_name: str, overlay_name: str,
+                 review_first: bool = False, findings: dict | None = None) -> bool:
     """running -> done, only for the run that holds the job. False: the result is not ours."""
     with transaction.atomic():
         job = _locked_running(job_id, run_token)
@@ -56,6 +57,7 @@ def complete_job(job_id: int, run_token: str, *, probability: float, positive: b
         job.probability, job.positive = probability, positive
         job.area_fraction, job.area_cm2 = area_fraction, area_cm2
         job.model_version, job.timings_ms = model_version, timings_ms
+        job.review_first, job.findings = review_first, findings or {}
         job.mask.name, job.overlay.name = mask_name, overlay_name
         job.status = JobStatus.DONE
         job.finished_at = timezone.now()

@@ -8,21 +8,19 @@ import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import DatabaseError
 
-from ml.errors import XRayError
-from ml.reading import read_xray
-from webapp.cases.services import rendering
+from ml.core.errors import XRayError
+from ml.core.reading import read_xray
+from webapp.cases.services import files, rendering
 from webapp.cases.services.jobs import claim_job, complete_job, fail_job
 from webapp.cases.services.projection import check_frontal
-from webapp.cases.storage import private_storage
 
 log = logging.getLogger(__name__)
 
 
 def analyse_job(job_id: int, predictor, worker: str = "") -> str:
-    """Run one job with a loaded predictor (ml.inference.Predictor or anything with .predict).
+    """Run one job with a loaded predictor (ml.serving.inference.Predictor or anything with .predict).
     Returns the job's outcome: 'done', 'failed', 'skipped' or 'superseded'."""
     job = claim_job(job_id, worker)
     if job is None:
@@ -48,15 +46,12 @@ def analyse_job(job_id: int, predictor, worker: str = "") -> str:
 def _run(job, token: str, predictor) -> str:
     timings = {"queue_wait": round((job.started_at - job.queued_at).total_seconds() * 1000, 1)}
     started = time.perf_counter()
-    with private_storage.open(job.image.original.name, "rb") as handle:
-        xray = read_xray(handle.read())
+    xray = read_xray(files.read(job.image.original.name))
     # Refused at upload; checked again for a job that got here another way. The header read at
     # upload (image.metadata) counts too, in case the stored file's header lost the field.
     check_frontal(xray.metadata)
     check_frontal(job.image.metadata or {})
     timings["read"] = _ms(started)
-    if getattr(settings, "INFERENCE_TEST_FAULTS", False):  # defined in webapp.settings.test only
-        _inject_test_fault(job.image.original_name)
 
     prediction = predictor.predict(xray)
     timings["inference"] = prediction.timings_ms.get("inference", 0.0)
@@ -68,9 +63,8 @@ def _run(job, token: str, predictor) -> str:
 
     started = time.perf_counter()
     # Named by run token: a superseded run never overwrites the files of the run that won.
-    folder = f"cases/{job.image.case_id}/{job.image_id}"
-    mask_name = private_storage.save(f"{folder}/mask-{token[:12]}.png", ContentFile(mask))
-    overlay_name = private_storage.save(f"{folder}/overlay-{token[:12]}.png", ContentFile(overlay))
+    mask_name = files.save(files.result_name(job.image, "mask", token), mask)
+    overlay_name = files.save(files.result_name(job.image, "overlay", token), overlay)
     timings["store"] = _ms(started)
 
     stored = complete_job(
@@ -79,27 +73,12 @@ def _run(job, token: str, predictor) -> str:
         area_cm2=None if prediction.area_cm2 is None else float(prediction.area_cm2),
         model_version=prediction.model_version, timings_ms=timings,
         mask_name=mask_name, overlay_name=overlay_name,
+        review_first=bool(prediction.review_first), findings=prediction.findings.as_dict(),
     )
     if not stored:
-        for name in (mask_name, overlay_name):
-            private_storage.delete(name)
+        files.remove([mask_name, overlay_name])
         return "superseded"
     return "done"
-
-
-def _inject_test_fault(name: str) -> None:
-    """TEST ONLY (tests/faults): a file whose display name starts with ``fault-slow`` takes
-    INFERENCE_TEST_SLOW_S longer, ``fault-hang`` hangs until the time limit, ``fault-crash``
-    kills its worker process (SIGKILL) at every delivery. Never active outside test settings."""
-    import os
-    import signal
-
-    if name.startswith("fault-slow"):
-        time.sleep(float(getattr(settings, "INFERENCE_TEST_SLOW_S", 5)))
-    elif name.startswith("fault-hang"):
-        time.sleep(3600)
-    elif name.startswith("fault-crash"):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _failed(job_id: int, token: str, reason: str) -> str:

@@ -3,7 +3,7 @@ only, so a lateral, decubitus or oblique film, read as if it were frontal, gives
 answer ("No pneumothorax detected" included). Such films are refused: at upload (``uploads``),
 and again in the worker (``pipeline``) for any that reached the queue another way.
 
-The check reads ViewPosition (0018,5101), which ``ml.reading`` returns in ``XRay.metadata``.
+The check reads ViewPosition (0018,5101), which ``ml.core.reading`` returns in ``XRay.metadata``.
 PNG and JPEG files carry no header: they cannot be checked here."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from ml.errors import NotChestRadiograph
+from ml.core.errors import NotChestRadiograph
 
 # ViewPosition values (DICOM defined terms and what modalities write in practice, e.g.
 # "XTABLE LATERAL", "AP LLD"), by the word that makes a film not frontal.

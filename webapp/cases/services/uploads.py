@@ -1,7 +1,10 @@
-"""Accepting uploads: each file is checked by its content (ml.reading decodes it fully; a DICOM
-whose header names a lateral or other non-frontal view is refused, services.projection), then the
-case, its images, their jobs and the audit row are written in one transaction; the jobs are
-sent to the queue only once that transaction has committed."""
+"""Accepting uploads: each file is checked by its content (the ml package's reader decodes it
+fully; a DICOM whose header names a lateral or other non-frontal view is refused,
+services.projection), then the case, its images, their jobs and the audit row are written in one
+transaction; the jobs are sent to the queue only once that transaction has committed.
+
+Interfaces do not call ``create_case`` themselves: they call ``submission.submit_case``, which
+refuses a reference already in use before any file is read."""
 
 from __future__ import annotations
 
@@ -11,22 +14,17 @@ import unicodedata
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from ml.errors import XRayError
-from ml.reading import XRay, read_xray
+from ml.core.errors import XRayError
+from ml.core.reading import XRay, read_xray
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage, Job
-from webapp.cases.services import rendering
+from webapp.cases.services import files, rendering
 from webapp.cases.services.deidentify import DeidentificationError, deidentify_dicom
 from webapp.cases.services.jobs import enqueue_job_on_commit
 from webapp.cases.services.projection import check_frontal
-from webapp.cases.storage import private_storage
-
-EXTENSIONS = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}
-CONTENT_TYPES = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg"}
 
 
 class UploadRejected(ValueError):
@@ -35,6 +33,15 @@ class UploadRejected(ValueError):
     def __init__(self, messages: list[str]):
         super().__init__("; ".join(messages))
         self.messages = messages
+
+
+class DuplicateReference(UploadRejected):
+    """The user already has a case with this client reference (unique per owner). ``case_id``:
+    that case, when known (not when a concurrent upload has just taken the reference)."""
+
+    def __init__(self, reference: str, case_id=None):
+        super().__init__([f"You already have a case with the reference {reference!r}."])
+        self.reference, self.case_id = reference, case_id
 
 
 @dataclass(frozen=True)
@@ -85,13 +92,13 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
 
 def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
     """All or nothing: every problem is reported, and one bad file refuses the whole case."""
-    files = list(uploaded_files)
-    if not files:
+    uploads = list(uploaded_files)
+    if not uploads:
         raise UploadRejected(["Choose at least one X-ray file."])
-    if len(files) > settings.MAX_UPLOAD_FILES:
+    if len(uploads) > settings.MAX_UPLOAD_FILES:
         raise UploadRejected([f"At most {settings.MAX_UPLOAD_FILES} files per case."])
     validated, problems = [], []
-    for uploaded in files:
+    for uploaded in uploads:
         try:
             validated.append(validate_upload(uploaded))
         except UploadRejected as exc:
@@ -102,20 +109,19 @@ def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
 
 
 def create_case(user, uploaded_files, client_address: str | None,
-                client_reference: str | None = None) -> Case:
-    """Create a case from uploaded files and queue one job per image. Raises UploadRejected."""
+                client_reference: str | None = None, team=None) -> Case:
+    """Create a case from uploaded files, in ``team`` (already checked to be one of the user's,
+    by submission.submit_case), and queue one job per image. Raises UploadRejected
+    (DuplicateReference when the unique constraint on the reference refuses the case)."""
     validated = validate_uploads(uploaded_files)
     client_reference = (client_reference or "").strip()[:200]
-    if client_reference and Case.objects.filter(owner=user, client_reference=client_reference).exists():
-        raise UploadRejected([f"You already have a case with the reference {client_reference!r}."])
-
     first_dicom = next((v.xray.metadata for v in validated if v.xray.source_format == "dicom"), {})
     # Files are written before the rows commit (the opposite order could leave rows pointing at
     # nothing); if this block fails, the files it wrote are removed again.
     written: list[str] = []
     try:
         with transaction.atomic():
-            case = Case.objects.create(owner=user, client_reference=client_reference,
+            case = Case.objects.create(owner=user, team=team, client_reference=client_reference,
                                        study_metadata=dict(first_dicom))
             for position, upload in enumerate(validated):
                 image = _store_image(case, position, upload, written)
@@ -124,44 +130,31 @@ def create_case(user, uploaded_files, client_address: str | None,
             audit.record(user, Action.UPLOAD, case, client_address, detail={
                 "images": [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
                             "format": i.source_format} for i in case.images.all()],
+                "team": team.name if team else None,  # who else may see it, from now on
             })
     except BaseException as exc:
-        _remove_files(written)
+        files.remove(written)
         if isinstance(exc, IntegrityError) and client_reference:
-            # Two requests raced with the same reference: the unique constraint decided.
-            raise UploadRejected([f"You already have a case with the reference "
-                                  f"{client_reference!r}."]) from exc
+            # The reference is taken (two requests raced with it): the unique constraint decided.
+            raise DuplicateReference(client_reference) from exc
         raise
     return case
 
 
-def _remove_files(names: list[str]) -> None:
-    for name in names:
-        try:
-            private_storage.delete(name)
-        except OSError:
-            pass
-
-
-def _store_image(case: Case, position: int, upload: ValidatedUpload,
-                 written: list[str] | None = None) -> CaseImage:
+def _store_image(case: Case, position: int, upload: ValidatedUpload, written: list[str]) -> CaseImage:
+    """``written``: the names of the files stored, for the caller to remove on failure."""
     xray = upload.xray
     image = CaseImage(
         case=case, position=position, original_name=upload.name,
-        source_format=xray.source_format, content_type=CONTENT_TYPES[xray.source_format],
+        source_format=xray.source_format, content_type=files.CONTENT_TYPES[xray.source_format],
         size_bytes=len(upload.data), sha256=upload.sha256, width=xray.width, height=xray.height,
         pixel_spacing_mm=list(xray.pixel_spacing_mm) if xray.pixel_spacing_mm else None,
         metadata=dict(xray.metadata),
     )
-    folder = f"cases/{case.pk}/{image.pk}"
-    image.original.name = private_storage.save(
-        f"{folder}/original.{EXTENSIONS[xray.source_format]}", ContentFile(upload.data))
-    if written is not None:
-        written.append(image.original.name)
+    image.original.name = files.save(files.original_name(image, xray.source_format), upload.data)
+    written.append(image.original.name)
     # A browser cannot show DICOM: keep an 8-bit PNG so the page shows the X-ray at once.
-    image.preview.name = private_storage.save(
-        f"{folder}/preview.png", ContentFile(rendering.preview_png(xray.pixels)))
-    if written is not None:
-        written.append(image.preview.name)
+    image.preview.name = files.save(files.preview_name(image), rendering.preview_png(xray.pixels))
+    written.append(image.preview.name)
     image.save()
     return image

@@ -1,29 +1,125 @@
-"""The order of the case list. A triage tool exists to put the cases most likely to show a
-pneumothorax in front of the clinician first; "newest" is the plain history."""
+"""The case list as a triage worklist: which cases, in which order.
+
+A triage tool exists to put the cases most likely to show a pneumothorax in front of the
+clinician first. Three orders:
+
+- ``urgency`` (the worklist page's default): cases still waiting for a result on top, with
+  their state, so that nothing just sent is out of sight; then the urgent ones (an image called
+  positive, or flagged "review first" by the high-sensitivity threshold); then cases whose
+  analysis failed (nobody has a result for them: a clinician must read them unaided); then the
+  rest. Within each group, the highest image probability first, then the largest outlined area,
+  then the newest.
+- ``suspicion``: positive first, then by probability, waiting cases last (the API's ranking of
+  finished work).
+- ``newest``: the plain history (the API's default).
+
+Filters (``filter_cases``) are shared by the page and the API; status and result use the SQL
+form of ``webapp.cases.services.status``, so they agree with the status the payloads show.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Max, Q, QuerySet
+from django.db import models as db
+from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Value, When
+
+from webapp.cases.models import CaseImage, JobStatus
+from webapp.cases.services import display, status
 
 NEWEST = "newest"
 SUSPICION = "suspicion"
-ORDERINGS = {NEWEST: "Newest first", SUSPICION: "Most suspicious first"}
+URGENCY = "urgency"
+ORDERINGS = {URGENCY: "Most urgent first", SUSPICION: "Most suspicious first", NEWEST: "Newest first"}
+
+WAITING = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 
-def parse_ordering(value: str | None) -> str:
-    """An unknown or missing value falls back to the history order rather than failing."""
-    return value if value in ORDERINGS else NEWEST
+def parse_ordering(value: str | None, default: str = NEWEST) -> str:
+    """An unknown or missing value falls back to the default rather than failing."""
+    return value if value in ORDERINGS else default
 
 
 def order_cases(cases: QuerySet, ordering: str) -> QuerySet:
-    """``suspicion``: cases with an image called positive first, then by the highest image
-    probability, then the ones still waiting for a result, each group newest first. A case whose
-    jobs have not finished has no probability yet and goes after every analysed case, so a
-    suspected pneumothorax is never pushed down by a pending upload."""
-    if ordering != SUSPICION:
-        return cases.order_by("-created_at", "pk")
-    return cases.annotate(
-        suspected_images=Count("images", filter=Q(images__job__positive=True)),
+    if ordering == URGENCY:
+        return _by_urgency(cases)
+    if ordering == SUSPICION:
+        # A case whose jobs have not finished has no probability yet and goes after every
+        # analysed case, so a suspected pneumothorax is never pushed down by a pending upload.
+        return cases.annotate(
+            suspected_images=Count("images", filter=Q(images__job__positive=True)),
+            highest_probability=Max("images__job__probability"),
+        ).order_by(F("suspected_images").desc(), F("highest_probability").desc(nulls_last=True),
+                   "-created_at", "pk")
+    return cases.order_by("-created_at", "pk")
+
+
+def _by_urgency(cases: QuerySet) -> QuerySet:
+    cases = cases.annotate(
+        waiting_images=Count("images", filter=Q(images__job__status__in=WAITING)),
+        urgent_images=Count("images", filter=Q(images__job__status=JobStatus.DONE)
+                            & (Q(images__job__positive=True) | Q(images__job__review_first=True))),
+        failed_images=Count("images", filter=Q(images__job__status=JobStatus.FAILED)),
         highest_probability=Max("images__job__probability"),
-    ).order_by(F("suspected_images").desc(), F("highest_probability").desc(nulls_last=True),
-               "-created_at", "pk")
+        largest_area=Max("images__job__area_fraction"),
+    ).annotate(urgency_group=db.Case(
+        When(waiting_images__gt=0, then=Value(0)),
+        When(urgent_images__gt=0, then=Value(1)),
+        When(failed_images__gt=0, then=Value(2)),
+        default=Value(3), output_field=db.IntegerField()))
+    return cases.order_by("urgency_group", F("highest_probability").desc(nulls_last=True),
+                          F("largest_area").desc(nulls_last=True), "-created_at", "pk")
+
+
+def filter_cases(cases: QuerySet, params: dict) -> QuerySet:
+    """``params`` validated by the caller (the API's ``CaseFilterSerializer``, the page's
+    ``WorklistFilterForm``); keys that are absent or empty filter nothing."""
+    if params.get("batch"):
+        cases = cases.filter(api_batch_link__batch_id=params["batch"])
+    if params.get("client_reference"):
+        cases = cases.filter(client_reference=params["client_reference"])
+    if params.get("created_after"):
+        cases = cases.filter(created_at__gte=params["created_after"])
+    if params.get("created_before"):
+        cases = cases.filter(created_at__lt=params["created_before"])
+    if params.get("q"):
+        # The reference a client gave, or an image's file name: what a clinician remembers.
+        text = params["q"]
+        cases = cases.filter(Q(client_reference__icontains=text)
+                             | Q(images__original_name__icontains=text)).distinct()
+    if params.get("review_first"):
+        cases = cases.filter(images__job__review_first=True).distinct()
+    wanted, positive = params.get("status"), params.get("positive")
+    if wanted or positive is not None:  # only then: the counts cost a join and a GROUP BY
+        cases = status.with_status(cases)
+        if wanted:
+            cases = status.filter_status(cases, wanted)
+        if positive is not None:
+            cases = status.filter_positive(cases, positive)
+    return cases
+
+
+def with_images(cases: QuerySet) -> QuerySet:
+    """Images and their jobs for a whole page of cases in two queries, not two per case."""
+    return cases.select_related("owner").prefetch_related(
+        Prefetch("images", queryset=CaseImage.objects.select_related("job")))
+
+
+def worklist_row(case) -> dict:
+    """What the worklist shows of one case, for the page and its JSON alike."""
+    summary = status.case_status(case)
+    done = [image for image in summary["images"] if image["status"] == JobStatus.DONE]
+    top = max(done, key=lambda image: image["probability"] or 0, default=None)
+    findings = (top or {}).get("findings") or {}
+    return {
+        "id": str(case.pk),
+        "created_at": case.created_at,
+        "owner": case.owner.get_username(),
+        "reference": case.client_reference,
+        "study": dict(display.study_header(case.study_metadata)),
+        "images": len(summary["images"]),
+        "status": summary["status"],
+        "positive": summary["positive"],
+        "max_probability": summary["max_probability"],
+        "review_first": any(image["review_first"] for image in done),
+        "findings": findings.get("in_words", "") if summary["positive"] else "",
+        "large": findings.get("large") if summary["positive"] else None,
+    }

@@ -15,6 +15,21 @@
     if (element.textContent !== text) { element.textContent = text; }
   }
 
+  // Findings in words, as the server wrote them (display.findings_rows): what, value, how measured.
+  function showFindings(list, rows) {
+    list.textContent = "";
+    rows.forEach(function (row) {
+      var term = document.createElement("dt"), value = document.createElement("dd");
+      var how = document.createElement("small");
+      term.textContent = row[0];
+      value.textContent = row[1] + " ";
+      how.textContent = "(" + row[2] + ")";
+      value.appendChild(how);
+      list.appendChild(term); list.appendChild(value);
+    });
+    list.hidden = rows.length === 0;
+  }
+
   function update(image) {
     var section = document.getElementById("image-" + image.id);
     if (!section) { return; }
@@ -28,6 +43,14 @@
     }
     if (image.status === "done" && !shown[image.id]) {
       shown[image.id] = true;
+      part("review-first").hidden = !image.review_first;
+      // The review form waits for a result; reveal it when the result arrives on an open page.
+      var form = part("review-form"), pending = part("review-pending");
+      if (form) { form.hidden = false; }
+      if (pending) { pending.hidden = true; }
+      showFindings(part("findings"), image.findings_rows || []);
+      var viewer = section.querySelector("[data-viewer]");
+      if (viewer && window.TriageViewer && image.mask_url) { window.TriageViewer.showMask(viewer, image.mask_url); }
       // The sentence is made by the server (webapp.cases.services.display.result_text), with
       // the probability threshold of the model that gave the result.
       setText(part("result"), image.result_text);

@@ -1,0 +1,1 @@
+"""Evaluating a model file on held-out patients and choosing the operating point that ships."""

@@ -1,0 +1,126 @@
+"""One evaluation run: held-out images, predictions, the operating point chosen on the calibration
+half, the test half's figures and pictures, ``report.json``; optionally the point written into the
+model file. The command and its options are ``python -m ml.evaluate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from ml.core.checkpoint import read_info, update_metadata
+from ml.core.decision import IMAGE_SCORES
+from ml.core.operating_point import CALIBRATION_GRID
+from ml.evaluation.calibration import search_image_scores
+from ml.evaluation.figures import figures, high_sensitivity_figures
+from ml.evaluation.held_out import calibration_test_split, limit_samples, verified_held_out
+from ml.evaluation.plots import plot_gallery, plot_roc
+from ml.evaluation.records import predict_records, with_image_score
+from ml.serving.inference import Predictor
+from ml.training.datasets import load_dataset
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    """Evaluate ``args.model`` as ``ml.evaluate``'s arguments say; the report, also written to
+    ``<out>/report.json`` beside ``roc.png`` and ``worst_cases.png``."""
+    started = time.monotonic()
+    model_path = Path(args.model)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    info = read_info(model_path)
+    config = info.training.get("config", {})
+    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding,
+                           args.patients_csv)
+    ids_path = Path(args.validation_ids) if args.validation_ids else model_path.parent / "validation_ids.txt"
+    held_out, verified = verified_held_out(samples, config, args.layout, ids_path, args.validation_patients)
+    if args.limit:
+        held_out = limit_samples(held_out, args.limit)
+    calibration, test = calibration_test_split(held_out, int(config.get("seed", 0)))
+
+    predictor = Predictor(model_path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
+    records, unreadable = predict_records(predictor, {"calibration": calibration, "test": test},
+                                          args.batch_size, args.quiet)
+    calibration_records = [r for r in records if r.part == "calibration"]
+    test_records = [r for r in records if r.part == "test"]
+    if not calibration_records or not test_records:
+        raise SystemExit("Too few readable held-out images to calibrate and test.")
+
+    searches = search_image_scores(calibration_records,
+                                   IMAGE_SCORES if args.image_score == "best" else (args.image_score,))
+    chosen = max(searches, key=lambda kind: searches[kind][1])
+    point, calibration_score = searches[chosen]
+    calibration_records = with_image_score(calibration_records, chosen)
+    test_records = with_image_score(test_records, chosen)
+    records = calibration_records + test_records
+    high_sensitivity = high_sensitivity_figures(calibration_records, test_records)
+    # The worklist's "review first" threshold: 90% sensitivity on the calibration half, on the
+    # same image score as the call (it changes no figure of the call itself).
+    point.review_threshold = high_sensitivity.get("image_threshold")
+    calibration_figures, _ = figures(calibration_records, point)
+    test_figures, test_rows = figures(test_records, point)
+    stored_figures, _ = figures(with_image_score(test_records, info.operating_point.image_score),
+                                info.operating_point)
+
+    plot_roc(test_rows, out / "roc.png")
+    worst = plot_gallery(records, test_rows, point, out / "worst_cases.png")
+
+    grid = CALIBRATION_GRID
+    report = {
+        "model": str(model_path),
+        "version": info.version,
+        "encoder": info.encoder,
+        "image_size": info.image_size,
+        "flip_tta": args.flip_tta,
+        "data": {"layout": args.layout, "root": str(args.root), "dataset_images": len(samples),
+                 "held_out_images": len(held_out), "calibration_images": len(calibration_records),
+                 "test_images": len(test_records), "unreadable": unreadable},
+        "split": {"seed": int(config.get("seed", 0)), "val_fraction": float(config.get("val_fraction", 0.2)),
+                  "train_limit": config.get("limit"), "eval_limit": args.limit,
+                  "verified_against": verified,
+                  "calibration_patients": len({s.patient_id for s in calibration}),
+                  "test_patients": len({s.patient_id for s in test})},
+        "operating_point": asdict(point),
+        "operating_point_search": {"objective": "challenge metric at 22% positives, calibration half",
+                                   "score": calibration_score,
+                                   "image_score": chosen,
+                                   "score_by_image_score": {k: v[1] for k, v in searches.items()},
+                                   "pixel_thresholds": list(grid.pixel_thresholds),
+                                   "min_area_fractions": list(grid.min_area_fractions),
+                                   "image_thresholds": [grid.image_thresholds[0], grid.image_thresholds[-1], 0.01]},
+        "high_sensitivity": high_sensitivity,
+        "calibration": calibration_figures,
+        "test": test_figures,
+        "test_at_stored_operating_point": {"operating_point": asdict(info.operating_point),
+                                           **stored_figures},
+        "worst_cases": worst,
+        "per_image": test_rows,
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+
+    if args.set_operating_point:
+        info.operating_point = point
+        info.evaluation = {"test": test_figures, "calibration_images": len(calibration_records),
+                           "test_images": len(test_records), "flip_tta": args.flip_tta,
+                           "layout": args.layout, "eval_limit": args.limit,
+                           "evaluated": time.strftime("%Y-%m-%d")}
+        update_metadata(model_path, info)
+    print_summary(report, out)
+    return report
+
+
+def print_summary(report: dict, out: Path) -> None:
+    test = report["test"]
+    summary = {k: test[k] for k in ("challenge_own_mix", "challenge_22", "dice_positive",
+                                    "auc", "sensitivity", "specificity")}
+    print(f"operating point {report['operating_point']} "
+          f"(calibration score {report['operating_point_search']['score']:.4f})")
+    print("test: " + " ".join(f"{k}={'n/a' if v is None else f'{v:.4f}'}" for k, v in summary.items()))
+    dicom = test["dicom_only"]
+    print(f"test, DICOM only ({dicom['images']} images, {dicom['positives']} positive): "
+          f"auc={dicom['auc']} sensitivity={dicom['sensitivity']} specificity={dicom['specificity']}")
+    print(f"wrote {out / 'report.json'}, {out / 'roc.png'}, {out / 'worst_cases.png'}")

@@ -1,0 +1,1 @@
+"""What the product runs: the ``Predictor``. Imports ``ml.core`` only, never training or evaluation."""

@@ -1,0 +1,1 @@
+"""Training: datasets, the preprocessing cache, augmentation, losses and the ``Trainer``."""

@@ -1,0 +1,245 @@
+"""One training run as an object: its data, model, optimiser and EMA, advanced an epoch at a time.
+
+``Trainer.fit`` runs epochs until ``--epochs`` or the wall-time cap: ``train_epoch`` (the
+optimiser steps; resumable mid-epoch, since each epoch's index list is drawn from the seed),
+then, on the main process, ``validate`` and ``record_epoch`` (metrics, curves, the best and the
+EMA model files), then ``save_state``. The learning-rate schedule runs on whichever is further
+along, the step count or the clock, so a run capped by ``--max-minutes`` still anneals.
+Built from the arguments of ``python -m ml.train``, which describes the options and the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from ml.core.checkpoint import ModelInfo, save_model
+from ml.core.model import PRETRAINED_PACKAGES, build_model
+from ml.training.augment import training_transform
+from ml.training.cache import load_cache
+from ml.training.datasets import read_patient_list, split_by_patient
+from ml.training.history import plot_curves, write_metrics
+from ml.training.losses import HybridLoss
+from ml.training.runtime import Distributed, use_bf16
+from ml.training.state import initial_weights, load_training_state, save_training_state
+from ml.training.training_data import CachedSegmentationDataset, epoch_indices, positive_fraction
+from ml.training.validation import validate
+
+# Options that say where the run reads and writes, or how it talks: not part of its config.
+UNRECORDED_OPTIONS = ("resume", "quiet", "out", "cache", "validation_patients")
+
+
+def learning_rate(base: float, progress: float, warmup: float = 0.03) -> float:
+    if progress < warmup:
+        return base * max(progress / warmup, 0.02)
+    return 1e-6 + (base - 1e-6) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace, world: Distributed):
+        self.args, self.world, self.device = args, world, world.device
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        self.out = Path(args.out)
+        if world.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.last_path = self.out / "last.pt"
+        self._split_data()
+        self._build_model()
+        self._build_loaders()
+        self.state = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "history": [], "best": -1.0}
+        self.config = self._config()
+
+    def _split_data(self) -> None:
+        args = self.args
+        samples = load_cache(args.cache)[: args.limit]
+        self.size = cv2.imread(str(samples[0].image_path), cv2.IMREAD_GRAYSCALE).shape[0]
+        self.fixed_patients = read_patient_list(args.validation_patients) if args.validation_patients else None
+        self.train_samples, self.val_samples = split_by_patient(samples, args.val_fraction, args.seed,
+                                                                self.fixed_patients)
+        if self.world.is_main:
+            (self.out / "validation_ids.txt").write_text("".join(f"{s.image_id}\n" for s in self.val_samples))
+
+    def _build_model(self) -> None:
+        args, device = self.args, self.device
+        self.bf16 = use_bf16(args.precision, device)
+        self.channels_last = args.channels_last if args.channels_last is not None else True
+        self.head_pooling = args.head_pooling or ("max" if args.crop else "avg")
+        self.pretrained = args.pretrained if args.pretrained is not None else args.encoder in PRETRAINED_PACKAGES
+        model = build_model(args.encoder, pretrained=self.pretrained and not args.init, head_pooling=self.head_pooling)
+        if args.init:
+            model.load_state_dict(initial_weights(args.init, args.encoder))
+        model = model.to(device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.bare_model = model  # unwrapped: what is saved, averaged and validated
+        if self.world.world > 1:
+            model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.model = model
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+        self.ema = (torch.optim.swa_utils.AveragedModel(
+            self.bare_model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(args.ema), use_buffers=True)
+            if args.ema else None)
+        self.loss_fn = HybridLoss(args.pixel_loss)
+
+    def _build_loaders(self) -> None:
+        args = self.args
+        self.workers = args.workers if args.workers is not None else (8 if self.device.type == "cuda" else 0)
+        self.train_set = CachedSegmentationDataset(self.train_samples,
+                                                   training_transform(self.size, args.crop, args.lesion_crop_share),
+                                                   label_from_mask=bool(args.crop))
+        self.val_loader = DataLoader(CachedSegmentationDataset(self.val_samples), batch_size=args.batch_size * 2,
+                                     num_workers=self.workers)
+        self.labels = [s.has_pneumothorax for s in self.train_samples]
+        self.natural = sum(self.labels) / len(self.labels)
+        steps_per_epoch = math.ceil(len(self.train_set) / (args.batch_size * self.world.world))
+        self.total_steps = steps_per_epoch * args.epochs
+
+    def _config(self) -> dict:
+        """What the model files record of the run; ``ml.evaluate`` recomputes the split from it."""
+        args = self.args
+        config = {k: v for k, v in vars(args).items() if k not in UNRECORDED_OPTIONS}
+        config.update(precision="bf16" if self.bf16 else "fp32", channels_last=self.channels_last,
+                      head_pooling=self.head_pooling, pretrained=self.pretrained, cache=str(args.cache),
+                      image_size=self.size, world_size=self.world.world,
+                      train_images=len(self.train_samples), validation_images=len(self.val_samples))
+        if self.fixed_patients is not None:
+            config["validation_patients"] = sorted(set(self.fixed_patients))  # ml.evaluate holds out exactly these
+        return config
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def resume(self) -> None:
+        """Continue from ``last.pt`` where ``--resume`` asks and one exists."""
+        if not (self.args.resume and self.last_path.exists()):
+            return
+        saved = load_training_state(self.last_path, self.device)
+        self.bare_model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        if self.ema is not None and "ema" in saved:
+            self.ema.load_state_dict(saved["ema"])
+        self.state = saved["state"]
+        if self.world.is_main:
+            print(f"resumed from {self.last_path}: epoch {self.state['epoch']}, batch {self.state['batch']}")
+
+    def save_state(self) -> None:
+        if self.world.is_main:
+            save_training_state(self.last_path, {
+                "model": self.bare_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "state": self.state, "config": self.config,
+                **({"ema": self.ema.state_dict()} if self.ema is not None else {})})
+        self.last_saved = time.monotonic()
+
+    def fit(self) -> Path:
+        """Train to the last epoch or the time cap; the path of the best model file."""
+        self.resume()
+        self.started = time.monotonic() - self.state["elapsed"]
+        self.last_saved = time.monotonic()
+        self.out_of_time = False
+        self.model.train()
+        while self.state["epoch"] < self.args.epochs and not self.out_of_time:
+            trained = self.train_epoch()
+            if trained is None:
+                break  # resumed a run whose time was already up: nothing new to validate or save
+            self.world.barrier()
+            if self.world.is_main:
+                self.record_epoch(*trained, self.validate())
+            self.state.update(epoch=self.state["epoch"] + 1, batch=0, running=[])
+            self.save_state()
+            self.world.barrier()
+        self.world.close()
+        return self.out / "best.safetensors"
+
+    def train_epoch(self) -> tuple[float, float] | None:
+        """The optimiser steps of one epoch: (last learning rate, mean training loss), or None where
+        the time cap left no step to run. Stops early, setting ``out_of_time``, at the cap."""
+        args, state, world = self.args, self.state, self.world
+        epoch = state["epoch"]
+        fraction = positive_fraction(epoch / max(args.epochs - 1, 1), args.positive_start, self.natural)
+        indices = epoch_indices(self.labels, fraction, seed=args.seed * 1000 + epoch)[world.rank::world.world]
+        loader = DataLoader(Subset(self.train_set, indices), batch_size=args.batch_size,
+                            num_workers=self.workers, shuffle=False, drop_last=len(indices) > args.batch_size)
+        progress_bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{args.epochs}",
+                            disable=args.quiet or not world.is_main, unit="batch", dynamic_ncols=True)
+        max_seconds = args.max_minutes * 60 if args.max_minutes else None
+        running = state.get("running", [])
+        lr = None
+        for batch_index, batch in enumerate(loader):
+            if batch_index < state["batch"]:
+                continue  # resuming mid-epoch: the index list is deterministic, skip what ran
+            progress = state["step"] / self.total_steps
+            if max_seconds:
+                progress = max(progress, (time.monotonic() - self.started) / max_seconds)
+            if progress >= 1.0:
+                self.out_of_time = True
+                break
+            lr = learning_rate(args.lr, progress)
+            running.append(self.step(batch, lr))
+            state.update(step=state["step"] + 1, batch=batch_index + 1, running=running[-2000:],
+                         elapsed=time.monotonic() - self.started)
+            progress_bar.set_postfix(loss=f"{np.mean(running[-50:]):.3f}", lr=f"{lr:.1e}")
+            progress_bar.update(1)
+            if time.monotonic() - self.last_saved > args.checkpoint_minutes * 60:
+                self.save_state()
+        progress_bar.close()
+        if lr is None:
+            return None
+        return lr, float(np.mean(running)) if running else float("nan")
+
+    def step(self, batch: dict, lr: float) -> float:
+        """One optimiser step at learning rate ``lr``; its loss."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        images = batch["image"].to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            mask_logits, class_logits = self.model(images)
+        losses = self.loss_fn(mask_logits, class_logits, batch["mask"].to(self.device),
+                              batch["label"].to(self.device))
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.bare_model)
+        return losses["loss"].item()
+
+    def validate(self) -> dict:
+        # the bare module: a DDP forward on rank 0 alone would wait for the others (buffer sync)
+        return validate(self.bare_model, self.val_loader, self.loss_fn, self.device, self.autocast)
+
+    def record_epoch(self, lr: float, train_loss: float, figures: dict) -> dict:
+        """The epoch's row in the history, ``metrics.csv`` and ``curves.png``; ``best.safetensors``
+        where the row beats every earlier one, and ``ema.safetensors`` each epoch."""
+        state, epoch = self.state, self.state["epoch"] + 1
+        row = {"epoch": epoch, "step": state["step"], "elapsed_min": round(state["elapsed"] / 60, 2),
+               "lr": lr, "train_loss": train_loss, **figures}
+        state["history"].append(row)
+        write_metrics(state["history"], self.out / "metrics.csv")
+        plot_curves(state["history"], self.out / "curves.png")
+        print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+              flush=True)
+        if row["challenge_22_tuned"] > state["best"]:
+            state["best"] = row["challenge_22_tuned"]
+            save_model(self.out / "best.safetensors", self.model,
+                       self.model_info(training={"config": self.config, "epoch": epoch, "validation": row}))
+        if self.ema is not None:  # judged afterwards by ml.evaluate on the calibration half
+            save_model(self.out / "ema.safetensors", self.ema.module,
+                       self.model_info(training={"config": self.config, "epoch": epoch, "ema": self.args.ema}))
+        return row
+
+    def model_info(self, training: dict) -> ModelInfo:
+        return ModelInfo(encoder=self.args.encoder, image_size=self.size, head_pooling=self.head_pooling,
+                         training=training)

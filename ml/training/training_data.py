@@ -1,0 +1,67 @@
+"""Torch datasets over a preprocessing cache, and the positive-oversampling schedule."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ml.core.model import to_input_tensor
+from ml.training.cache import CachedSample
+
+
+class CachedSegmentationDataset(Dataset):
+    def __init__(self, samples: list[CachedSample], transform=None, label_from_mask: bool = False):
+        self.samples = samples
+        self.transform = transform
+        # On crops the label is whether the crop shows a lesion: a positive image's crop away
+        # from its pneumothorax holds nothing for the image-level head to find.
+        self.label_from_mask = label_from_mask
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        image = cv2.imread(str(sample.image_path), cv2.IMREAD_GRAYSCALE)
+        mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
+        if image is None or mask is None:
+            raise FileNotFoundError(f"Cache entry {sample.image_id} is missing or unreadable")
+        if self.transform is not None:
+            out = self.transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        mask = (mask > 127).astype(np.float32)
+        label = bool(mask.any()) if self.label_from_mask else sample.has_pneumothorax
+        return {
+            "image": to_input_tensor(image),
+            "mask": torch.from_numpy(mask)[None],
+            "label": torch.tensor(float(label)),
+            "index": index,
+        }
+
+
+def positive_fraction(epoch_progress: float, start: float, natural: float) -> float:
+    """Share of positives drawn per epoch: ``start`` at the beginning, decaying (cosine) to the
+    data's own share at the end, so early epochs see enough lesions and late epochs see the
+    true mix the operating point is calibrated on."""
+    start = max(start, natural)
+    weight = 0.5 * (1 + math.cos(math.pi * min(max(epoch_progress, 0.0), 1.0)))
+    return natural + (start - natural) * weight
+
+
+def epoch_indices(labels: list[bool], fraction_positive: float, seed: int) -> list[int]:
+    """Indices for one epoch (len = dataset size), drawn with replacement so that about
+    ``fraction_positive`` of them are positives. Same seed, same list, on every process."""
+    labels_tensor = torch.tensor(labels, dtype=torch.bool)
+    n_positive = int(labels_tensor.sum())
+    n_negative = len(labels) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        weights = torch.ones(len(labels))
+    else:
+        weights = torch.where(labels_tensor, fraction_positive / n_positive,
+                              (1 - fraction_positive) / n_negative)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.multinomial(weights, len(labels), replacement=True, generator=generator).tolist()

@@ -1,0 +1,5 @@
+import sys
+
+from triage.client.cli import main
+
+sys.exit(main())

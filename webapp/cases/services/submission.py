@@ -1,0 +1,36 @@
+"""Submitting a case: the one entry point for every interface that brings X-rays in (the upload
+page, the REST API, later a DICOM listener), so that they refuse and accept the same things.
+
+The interface has parsed its request (form, serializer, association) into files, a client
+address for the audit row, an optional client reference and an optional team; what it adds on
+top (an API batch, an idempotency key) is its own business."""
+
+from __future__ import annotations
+
+from webapp.cases.models import Case
+from webapp.cases.services.teams import submission_team
+from webapp.cases.services.uploads import DuplicateReference, create_case
+
+REFERENCE_MAX_LENGTH = 200  # Case.client_reference
+
+
+def submit_case(user, uploaded_files, client_address: str | None,
+                client_reference: str | None = "", team=None) -> Case:
+    """Create a case (its images, queued jobs and audit row) from ``uploaded_files``, in
+    ``team``: the user's choice among their teams (services.teams.submission_team: a Team, an id
+    or a name; None: their first team by name, none if they have none).
+
+    Raises DuplicateReference, with the existing case's id, when the user already has a case
+    with this reference: checked here before any file is read, since reading and de-identifying
+    up to MAX_UPLOAD_FILES large DICOMs is the expensive part; the unique constraint stays the
+    backstop for two submissions racing with one reference. Raises UploadRejected (with
+    messages for the user) for files that are refused, and TeamRefused (one of those) for a team
+    that is not the user's, also before any file is read."""
+    reference = (client_reference or "").strip()[:REFERENCE_MAX_LENGTH]
+    if reference:
+        existing = Case.objects.filter(owner=user, client_reference=reference).values_list(
+            "pk", flat=True).first()
+        if existing is not None:
+            raise DuplicateReference(reference, existing)
+    chosen = submission_team(user, team)
+    return create_case(user, uploaded_files, client_address, reference, team=chosen)

@@ -1,0 +1,43 @@
+"""The worklist's filters: a form over the GET parameters of the case list and its JSON."""
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.utils import timezone
+
+
+def _start_of(day):
+    return timezone.make_aware(datetime.combine(day, time.min)) if day else None
+
+
+class WorklistFilterForm(forms.Form):
+    """Every field optional; a bad value is ignored and its error shown (the list still renders)."""
+
+    q = forms.CharField(label="Search (reference or file name)", max_length=200, required=False)
+    status = forms.ChoiceField(label="Status", required=False, choices=[
+        ("", "any"), ("queued", "queued"), ("running", "running"), ("done", "done"), ("failed", "failed")])
+    result = forms.ChoiceField(label="Result", required=False, choices=[
+        ("", "any"), ("positive", "pneumothorax suspected"), ("negative", "not detected"),
+        ("review_first", "review first")])
+    reviewed = forms.ChoiceField(label="Reviewed", required=False, choices=[
+        ("", "any"), ("yes", "reviewed"), ("no", "not reviewed")])
+    created_after = forms.DateField(label="From", required=False,
+                                    widget=forms.DateInput(attrs={"type": "date"}))
+    created_before = forms.DateField(label="Until (inclusive)", required=False,
+                                     widget=forms.DateInput(attrs={"type": "date"}))
+
+    def filters(self) -> dict:
+        """The cleaned values as ``worklist.filter_cases`` takes them; {} when any is invalid."""
+        if not self.is_valid():
+            return {}
+        data = self.cleaned_data
+        result, before = data.get("result"), data.get("created_before")
+        return {
+            "q": data.get("q"), "status": data.get("status") or None,
+            "positive": {"positive": True, "negative": False}.get(result),
+            "review_first": result == "review_first",
+            "reviewed": {"yes": True, "no": False}.get(data.get("reviewed")),
+            "created_after": _start_of(data.get("created_after")),
+            # A date "until" means the whole of that day.
+            "created_before": _start_of(before + timedelta(days=1)) if before else None,
+        }
