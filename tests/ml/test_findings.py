@@ -114,3 +114,26 @@ def test_real_masks_get_the_side_read_off_the_film(shared_data, image_id, side):
     assert findings.side == side
     assert findings.side_basis == "convention"  # these headers leave PatientOrientation empty
     assert findings.rim_depth_mm is not None and findings.rim_depth_mm > 5
+
+
+def test_predictor_returns_findings_and_review_first(tiny_model, shared_data, tmp_path):
+    """The served answer carries the findings of the very mask it returns, and the review flag
+    follows the stored review threshold (none stored: the flag is the call)."""
+    import shutil
+
+    from ml.core.checkpoint import read_info, update_metadata
+    from ml.core.reading import read_xray
+    from ml.serving.inference import Predictor
+
+    xray = read_xray(sorted((shared_data / "images").glob("*.dcm"))[0].read_bytes())
+    result = Predictor(tiny_model).predict(xray)
+    assert result.findings == describe(result.mask > 0, xray.pixel_spacing_mm,
+                                       xray.metadata.get("PatientOrientation"))
+    assert result.review_first == result.positive
+    model = tmp_path / "model.safetensors"
+    shutil.copy(tiny_model, model)
+    info = read_info(model)
+    info.operating_point.review_threshold = 0.0  # every image is "review first"
+    update_metadata(model, info)
+    flagged = Predictor(model).predict(xray)
+    assert flagged.review_first is True and flagged.positive == result.positive

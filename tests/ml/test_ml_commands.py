@@ -76,6 +76,8 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
     assert (out / "roc.png").stat().st_size > 0 and (out / "worst_cases.png").stat().st_size > 0
     info = read_info(model)
     assert info.operating_point == OperatingPoint(**on_disk["operating_point"])
+    # the worklist's review-first threshold is the high-sensitivity one, stored with the call
+    assert info.operating_point.review_threshold == on_disk["high_sensitivity"]["image_threshold"]
     assert info.evaluation["test"]["challenge_22"] == test["challenge_22"]
     assert info.version == read_info(tiny_model).version  # same weights
     # both image scores searched on the calibration half; the better one is the operating point's
