@@ -221,3 +221,51 @@ def test_administrators_manage_teams_in_the_admin(login, administrator, people, 
 def test_clinicians_cannot_manage_teams(client_as):
     response = client_as("owner").get(reverse("admin:accounts_team_changelist"))
     assert response.status_code == 302 and "login" in response["Location"]
+
+
+# --- the reading room's pages and endpoints: report, worklist JSON, reviews -----------------
+
+@pytest.mark.parametrize("role", ROLES)
+def test_printable_report(client_as, case, role):
+    response = client_as(role).get(reverse("cases:report", args=[case.pk]))
+    if SEES[role]:
+        assert response.status_code == 200 and "Pneumothorax triage report" in response.content.decode()
+    else:
+        assert_hidden(response, case)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_worklist_json(client_as, case, role):
+    rows = client_as(role).get(reverse("cases:worklist_json")).json()["rows"]
+    assert (str(case.pk) in {row["id"] for row in rows}) is SEES[role]
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_review_form_post(client_as, case, role):
+    from webapp.reviews.models import Review
+
+    image = case.images.get()
+    response = client_as(role).post(reverse("reviews:review", args=[case.pk, image.pk]),
+                                    {"verdict": "disagree", "true_label": "absent", "comment": ""})
+    if SEES[role]:
+        assert response.status_code == 302
+        assert Review.objects.filter(image=image, reviewer__username=role).exists()
+        assert AuditEvent.objects.filter(action=Action.REVIEW, username=role).count() == 1
+    else:
+        assert_hidden(response, case)
+        assert not Review.objects.exists() and not AuditEvent.objects.filter(action=Action.REVIEW).exists()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_reviews_api(client_as, case, role):
+    image = case.images.get()
+    url = api_url(case, "images", image.pk, "reviews")
+    client = client_as(role)
+    posted = client.post(url, {"verdict": "agree", "true_label": "present"},
+                         content_type="application/json")
+    listed = client.get(url)
+    if SEES[role]:
+        assert posted.status_code == 201 and listed.status_code == 200
+    else:
+        assert_hidden(posted, case)
+        assert_hidden(listed, case)

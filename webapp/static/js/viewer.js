@@ -190,6 +190,8 @@
         case "ArrowUp": self.panBy(0, step); break;
         case "ArrowDown": self.panBy(0, -step); break;
         case "o": self.part("overlay-toggle").click(); break;
+        case "n": case "PageDown": self.focusNeighbour(1); break;
+        case "p": case "PageUp": self.focusNeighbour(-1); break;
         default: handled = false;
       }
       if (handled) { event.preventDefault(); }
@@ -199,6 +201,17 @@
       var box = event.target.getBoundingClientRect();
       self.zoomAt(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
     }, { passive: false });
+  };
+
+  // Several images of a case, one after another: n / p (or Page Down / Up) move to the next or
+  // previous image's viewer.
+  Viewer.prototype.focusNeighbour = function (step) {
+    var stages = Array.prototype.slice.call(document.querySelectorAll('[data-viewer-role="stage"]'));
+    var next = stages[stages.indexOf(this.part("stage")) + step];
+    if (next) {
+      next.closest("section").scrollIntoView({ block: "start" });
+      next.focus({ preventScroll: true });
+    }
   };
 
   // Pointer events cover mouse, pen and touch alike: one pointer pans, two pinch.
