@@ -118,6 +118,22 @@ def model_thresholds(versions: Iterable[str]) -> dict[str, Thresholds]:
             for row in ModelVersion.objects.filter(version__in={v for v in versions if v})}
 
 
+NO_THRESHOLDS = Thresholds(call=None, review=None)
+
+
+def describe_results(summaries: list[dict]) -> list[dict]:
+    """Adds to each job summary (``status.job_summary`` and the keys it has) its model's two
+    thresholds, the result sentence and the findings rows: what the case page shows and what
+    its status JSON sends, from one place. Changes the dicts in place and returns them."""
+    thresholds = model_thresholds(summary["model_version"] for summary in summaries)
+    for summary in summaries:
+        limits = thresholds.get(summary["model_version"], NO_THRESHOLDS)
+        summary["image_threshold"], summary["review_threshold"] = limits.call, limits.review
+        summary["result_text"] = result_text(summary, limits.call, limits.review)
+        summary["findings_rows"] = findings_rows(summary["findings"])
+    return summaries
+
+
 def _figures(probability: float, threshold: float) -> tuple[str, str]:
     """Both to 2 decimals, or to as many more (up to 4) as it takes for a probability that is
     not the threshold not to look like it."""
