@@ -53,7 +53,7 @@ def running_product(tmp_path):
 
 
 def descendants(pid: int) -> list[str]:
-    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
     found = []
     for line in out.stdout.splitlines():
         child, _, args = line.strip().partition(" ")
