@@ -113,7 +113,16 @@ def create_case(user, uploaded_files, client_address: str | None,
     """Create a case from uploaded files, in ``team`` (already checked to be one of the user's,
     by submission.submit_case), and queue one job per image. Raises UploadRejected
     (DuplicateReference when the unique constraint on the reference refuses the case)."""
-    validated = validate_uploads(uploaded_files)
+    return store_case(user, validate_uploads(uploaded_files), client_address, client_reference,
+                      team=team)
+
+
+def store_case(user, validated: list[ValidatedUpload], client_address: str | None,
+               client_reference: str | None = None, team=None,
+               audit_detail: dict | None = None) -> Case:
+    """The case, its images, their queued jobs and the audit row, from uploads already checked
+    (``validate_upload``), in one transaction. ``audit_detail``: what the interface adds to the
+    audit row (the DICOM node a study came from, say)."""
     client_reference = (client_reference or "").strip()[:200]
     first_dicom = next((v.xray.metadata for v in validated if v.xray.source_format == "dicom"), {})
     # Files are written before the rows commit (the opposite order could leave rows pointing at
@@ -123,14 +132,11 @@ def create_case(user, uploaded_files, client_address: str | None,
         with transaction.atomic():
             case = Case.objects.create(owner=user, team=team, client_reference=client_reference,
                                        study_metadata=dict(first_dicom))
-            for position, upload in enumerate(validated):
-                image = _store_image(case, position, upload, written)
-                job = Job.objects.create(image=image)
-                enqueue_job_on_commit(job.pk)
+            images = _store_images(case, validated, written)
             audit.record(user, Action.UPLOAD, case, client_address, detail={
-                "images": [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
-                            "format": i.source_format} for i in case.images.all()],
+                "images": _audit_images(images),
                 "team": team.name if team else None,  # who else may see it, from now on
+                **(audit_detail or {}),
             })
     except BaseException as exc:
         files.remove(written)
@@ -139,6 +145,39 @@ def create_case(user, uploaded_files, client_address: str | None,
             raise DuplicateReference(client_reference) from exc
         raise
     return case
+
+
+def add_images(case: Case, validated: list[ValidatedUpload], user, client_address: str | None,
+               audit_detail: dict | None = None) -> list[CaseImage]:
+    """More images of the same study for an existing case (instances of one study that arrive
+    one by one over DICOM), each with its queued job, and an audit row, in one transaction."""
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            locked = Case.objects.select_for_update().get(pk=case.pk)  # positions stay unique
+            images = _store_images(locked, validated, written, start=locked.images.count())
+            audit.record(user, Action.UPLOAD, locked, client_address, detail={
+                "images": _audit_images(images), "added_to_case": True, **(audit_detail or {})})
+    except BaseException:
+        files.remove(written)
+        raise
+    return images
+
+
+def _store_images(case: Case, validated: list[ValidatedUpload], written: list[str],
+                  start: int = 0) -> list[CaseImage]:
+    images = []
+    for position, upload in enumerate(validated, start=start):
+        image = _store_image(case, position, upload, written)
+        job = Job.objects.create(image=image)
+        enqueue_job_on_commit(job.pk)
+        images.append(image)
+    return images
+
+
+def _audit_images(images: list[CaseImage]) -> list[dict]:
+    return [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
+             "format": i.source_format} for i in images]
 
 
 def _store_image(case: Case, position: int, upload: ValidatedUpload, written: list[str]) -> CaseImage:
