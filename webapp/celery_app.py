@@ -17,7 +17,8 @@ app = Celery("workers", include=["workers.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Every queue this product knows. A worker started without -Q consumes those its machine can
 # serve (workers.startup drops "gpu" where CUDA is absent); on a cluster, pin them with -Q.
-app.conf.task_queues = (Queue("cpu"), Queue("gpu"))
+# "dicom" carries the deliveries of results to PACS nodes (webapp.pacs): network work, no model.
+app.conf.task_queues = (Queue("cpu"), Queue("gpu"), Queue("dicom"))
 
 FILESYSTEM_FOLDER_OPTIONS = ("data_folder_in", "data_folder_out", "processed_folder",
                              "control_folder")

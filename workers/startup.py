@@ -10,12 +10,23 @@ from celery.signals import celeryd_after_setup, worker_process_init
 log = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
+INFERENCE_QUEUES = frozenset({"cpu", GPU_QUEUE})
+# Set in the main process before the pool forks: whether this worker runs inference at all (a
+# worker on the "dicom" queue only sends results to PACS nodes and needs no model).
+serves_inference = True
 
 
 @celeryd_after_setup.connect
 def check_model_and_choose_queues(sender, instance, conf, **kwargs):
+    global serves_inference
     from workers.model import check_model, cuda_available
 
+    queues = instance.app.amqp.queues
+    if not INFERENCE_QUEUES & set(queues.consume_from):
+        serves_inference = False
+        log.info("worker %s consumes %s only: no model loaded", sender,
+                 ", ".join(sorted(queues.consume_from)))
+        return
     problem = check_model()
     if problem:
         # The product never runs an untrained model as if it were a result.
@@ -23,7 +34,6 @@ def check_model_and_choose_queues(sender, instance, conf, **kwargs):
         os._exit(78)  # EX_CONFIG; SystemExit would be swallowed by Celery's signal dispatch
     register_served_model()
     resend_orphans(sender)
-    queues = instance.app.amqp.queues
     selected = set(queues.consume_from)
     consuming_everything = selected == set(queues)  # no -Q on the command line
     if consuming_everything and GPU_QUEUE in selected and not cuda_available():
@@ -67,6 +77,8 @@ def resend_orphans(nodename: str) -> None:
 @worker_process_init.connect
 def load_model(**kwargs):
     # Each pool process loads the model once, before its first job, so no job pays for it.
+    if not serves_inference:
+        return
     from workers.model import get_predictor
 
     get_predictor()

@@ -19,6 +19,10 @@ class Action(models.TextChoices):
     DELETE = "delete", "Deletion"
     REVIEW = "review", "Result reviewed"
     EXPORT = "export", "Export"
+    DICOM_REFUSED = "dicom_refused", "DICOM association or instance refused"
+    RESULTS_SENT = "results_sent", "Results sent to a PACS"
+    DELIVERY_FAILED = "delivery_failed", "Results could not be sent to a PACS"
+    DELIVERY_RETRY = "delivery_retry", "Delivery to a PACS retried"
 
 
 class AppendOnlyError(RuntimeError):

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "webapp.audit",
     "webapp.cases",
     "webapp.reviews",  # clinician review and feedback (issue 11)
+    "webapp.pacs",  # the DICOM listener and results back to the PACS (issue 12)
     # REST API v1 (issue 4)
     "rest_framework",
     "rest_framework.authtoken",
@@ -192,6 +193,26 @@ RECONCILE_QUEUED_AFTER_S = env.int("RECONCILE_QUEUED_AFTER_S", default=300)
 RECONCILE_RUNNING_GRACE_S = env.int("RECONCILE_RUNNING_GRACE_S", default=60)
 # De-identify DICOM headers on ingest (PS3.15 basic profile; webapp.cases.services.deidentify).
 DICOM_DEIDENTIFY_ON_STORE = env.bool("DICOM_DEIDENTIFY_ON_STORE", default=True)
+
+# --- The DICOM door (webapp.pacs, issue 12) -----------------------------------------------------
+# The listener (manage.py dicom_listener): its AE title, address and port; TLS when a certificate
+# and key are given (mutual TLS, the node's certificate checked, when a CA file is given too).
+DICOM_AE_TITLE = env("DICOM_AE_TITLE", default="TRIAGE")
+DICOM_BIND_ADDRESS = env("DICOM_BIND_ADDRESS", default="0.0.0.0")
+DICOM_PORT = env.int("DICOM_PORT", default=11112)
+DICOM_TLS_CERT = env("DICOM_TLS_CERT", default="")
+DICOM_TLS_KEY = env("DICOM_TLS_KEY", default="")
+DICOM_TLS_CA = env("DICOM_TLS_CA", default="")
+# Instances of one study from one node join one case while they arrive within this many seconds
+# of each other and before its results have gone out.
+DICOM_STUDY_WINDOW_S = env.int("DICOM_STUDY_WINDOW_S", default=120)
+# Results to the PACS: the Celery queue of the sender, network timeouts, and how long to keep
+# trying while the PACS is down (exponential backoff, capped; then failed, an admin retries).
+DICOM_QUEUE = env("DICOM_QUEUE", default="dicom")
+DICOM_NETWORK_TIMEOUT_S = env.int("DICOM_NETWORK_TIMEOUT_S", default=30)
+DICOM_DELIVERY_MAX_RETRIES = env.int("DICOM_DELIVERY_MAX_RETRIES", default=10)
+DICOM_DELIVERY_BACKOFF_S = env.float("DICOM_DELIVERY_BACKOFF_S", default=5)
+DICOM_DELIVERY_BACKOFF_MAX_S = env.float("DICOM_DELIVERY_BACKOFF_MAX_S", default=600)
 
 LOGGING = {
     "version": 1,

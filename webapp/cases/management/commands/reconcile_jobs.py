@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
 from webapp.cases.services.reconcile import reconcile_jobs
+from webapp.pacs.services.reconcile import reconcile_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,12 @@ class Command(BaseCommand):
         while True:
             try:
                 report = reconcile_jobs(**kwargs)
+                deliveries = reconcile_deliveries()  # results owed to PACS nodes (webapp.pacs)
                 self.stdout.write(f"resent {len(report.resent_queued)} queued, "
                                   f"{len(report.resent_running)} running job(s)"
                                   + (f"; {len(report.send_failed)} not sent" if report.send_failed
+                                     else "")
+                                  + (f"; sent {len(deliveries)} PACS deliveries" if deliveries
                                      else ""))
                 self.stdout.flush()
             except Exception as exc:  # database down: try again next round
