@@ -182,6 +182,7 @@ def _read_dicom(data: bytes) -> XRay:
     rows, columns = int(dataset.get("Rows", 0) or 0), int(dataset.get("Columns", 0) or 0)
     _check_dimensions(rows, columns)
 
+    _check_compressed_stream_ends(dataset)
     try:
         raw = dataset.pixel_array
     except Exception as exc:
@@ -200,6 +201,28 @@ def _read_dicom(data: bytes) -> XRay:
             name: str(dataset.get(name)) for name in DICOM_DISPLAY_FIELDS if dataset.get(name)
         },
     )
+
+
+# JPEG, JPEG-LS and JPEG 2000 code streams end with an end-of-image marker (FFD9; in JPEG 2000
+# the end-of-codestream marker has the same value). A stream cut short still decodes, into a
+# partly grey film that the model would read as if it were whole: it is refused instead.
+_END_OF_IMAGE_SYNTAXES = ("1.2.840.10008.1.2.4.5", "1.2.840.10008.1.2.4.7",
+                          "1.2.840.10008.1.2.4.8", "1.2.840.10008.1.2.4.9")
+
+
+def _check_compressed_stream_ends(dataset) -> None:
+    from pydicom.encaps import generate_fragments
+
+    syntax = str(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if not syntax.startswith(_END_OF_IMAGE_SYNTAXES):
+        return
+    try:
+        fragments = list(generate_fragments(dataset.PixelData))
+    except Exception as exc:  # a damaged item structure
+        raise CorruptImage(f"The DICOM pixel data is damaged ({exc}).") from exc
+    if not fragments or not bytes(fragments[-1]).rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise CorruptImage("The DICOM file is truncated: its compressed pixel data stops before "
+                           "the end of the image.")
 
 
 def _dicom_to_uint8(dataset, raw: np.ndarray, apply_modality_lut, apply_voi_lut) -> np.ndarray:

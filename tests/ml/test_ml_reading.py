@@ -152,6 +152,21 @@ def test_truncated_files(shared_data, labels, pick, suffix):
         read_xray(data[: len(data) // 2])
 
 
+def test_dicom_with_a_cut_off_jpeg_stream_is_refused(shared_data, labels, pick):
+    """A well-formed file whose JPEG stream stops early (as a C-STORE of a damaged instance
+    arrives: the elements re-encoded with the short length) still decodes, into a partly grey
+    film; the missing end-of-image marker gives it away."""
+    import pydicom
+
+    dataset = pydicom.dcmread(shared_data / pick(labels, ".dcm", True)[0]["image"])
+    assert str(dataset.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.4.50"  # JPEG baseline
+    dataset.PixelData = dataset.PixelData[: len(dataset.PixelData) // 3]
+    buffer = io.BytesIO()
+    dataset.save_as(buffer)
+    with pytest.raises(CorruptImage, match="truncated"):
+        read_xray(buffer.getvalue())
+
+
 def test_text_named_png(tmp_path):
     path = tmp_path / "chest.png"
     path.write_text("this is not an image\n" * 20)

@@ -53,8 +53,8 @@ def handle_requested(event) -> None:
     if node is None:
         log.warning("rejected an association from %r at %s: not a registered sending node",
                     calling, address)
-        event.assoc.acse.send_reject(REJECT_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
         _audit_rejection(calling, address, str(requestor.primitive.called_ae_title))
+        event.assoc.acse.send_reject(REJECT_PERMANENT, SERVICE_USER, CALLING_AE_NOT_RECOGNISED)
         return
     event.assoc.triage_node = node
     event.assoc.triage_id = uuid.uuid4().hex

@@ -23,3 +23,7 @@ STORAGES = {
 # No collectstatic in tests: serve static files straight from the app folders.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+# A PACS that is down comes back within a test's patience: retry within seconds, not minutes.
+DICOM_DELIVERY_BACKOFF_S = env.float("DICOM_DELIVERY_BACKOFF_S", default=1)
+DICOM_DELIVERY_BACKOFF_MAX_S = env.float("DICOM_DELIVERY_BACKOFF_MAX_S", default=4)
+DICOM_NETWORK_TIMEOUT_S = env.int("DICOM_NETWORK_TIMEOUT_S", default=10)
