@@ -63,5 +63,5 @@ def test_no_dicom_results_for_png_inputs_or_unfinished_jobs(owner, token_client,
     assert client.get(image["url"] + "dicom-seg/").status_code == 404
     queued = api_case(owner, index=1)["images"][0]
     assert queued["dicom_seg_url"] is None
-    for kind in ("dicom-seg", "dicom-sc", "mask", "overlay"):
+    for kind in ("dicom-seg", "dicom-sc", "dicom-sr", "mask", "overlay"):
         assert client.get(queued["url"] + f"{kind}/").status_code == 404

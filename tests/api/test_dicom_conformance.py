@@ -3,7 +3,10 @@
 written through the real pipeline (StubPredictor) and served by the API, for real shared DICOMs
 (a PA and an AP film) and synthetic ones, then read back with pydicom and highdicom: the SEG's
 mask is the result's mask PNG, every object is in the stored source's study, the attributes a
-viewer needs to place it are the source's, and nothing de-identification removed comes back.
+viewer needs to place the images are the source's, the SR references the source and the SEG, and
+nothing de-identification removed comes back. The SR's content tree is also read by DCMTK's
+``dsrdump`` where it is installed: dciodvfy checks the SR's attributes, not the relationships
+between its content items, which dsrdump refuses when the SR IOD does not allow them.
 
 ``scripts/test`` installs dicom3tools (Debian) as it installs chromium; without ``dciodvfy`` on
 PATH only the validator step is skipped, with the reason."""
@@ -29,13 +32,14 @@ from webapp.cases.services import results
 
 pytestmark = pytest.mark.django_db
 
-KINDS = ("dicom-seg", "dicom-sc")
+KINDS = ("dicom-seg", "dicom-sc", "dicom-sr")
 
 # dciodvfy's warnings that are right to leave, with the reason (the code that writes the
 # attribute says the same: webapp/cases/services/results.py, dicom_attributes.py).
 ACCEPTED_WARNINGS = {
     # De-identification (PS3.15 E.1, action Z) emptied Patient ID, Study Date, Study Time and
-    # Study ID in the stored file; a result keeps its source's identity as stored.
+    # Study ID in the stored file; a result (the SR too) keeps its source's identity as stored.
+    # The only warnings the SR gives: it carries none of the image attributes below.
     r"Missing attribute or value that would be needed to build DICOMDIR - "
     r"(Patient ID|Study Date|Study Time|Study ID)$": "emptied by de-identification",
     # View Position is in neither IOD; kept (Standard Extended SOP Class, PS3.4) so that a
@@ -89,11 +93,18 @@ def _written(token_client, owner, upload: Upload):
 
 
 def _validate(data: bytes, tmp_path, label: str) -> None:
-    """dciodvfy on ``data``: no Error line, every Warning line accepted above."""
-    if shutil.which("dciodvfy") is None:
-        pytest.skip("dciodvfy (Debian package dicom3tools) is not on PATH; scripts/test installs it")
+    """dciodvfy on ``data``: no Error line, every Warning line accepted above; an SR's content
+    tree read by dsrdump (where installed) without an error."""
     path = tmp_path / f"{label}.dcm"
     path.write_bytes(data)
+    if label.endswith("dicom-sr") and shutil.which("dsrdump") is not None:
+        run = subprocess.run(["dsrdump", str(path)], capture_output=True, encoding="utf-8",
+                             errors="replace", timeout=120)  # it cuts texts inside a character
+        output = run.stdout + run.stderr
+        assert run.returncode == 0 and not re.search(r"^[EF]: ", output, re.M), \
+            f"{label}: dsrdump:\n{output}"
+    if shutil.which("dciodvfy") is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not on PATH; scripts/test installs it")
     run = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True, timeout=120)
     lines = (run.stdout + run.stderr).splitlines()
     errors = [line for line in lines if line.startswith("Error")]
@@ -126,7 +137,25 @@ def _check_read_back(source, mask, written) -> dict[str, pydicom.Dataset]:
         # Laterality is for paired body parts only; the chest's side is Image Laterality.
         assert "Laterality" not in result
     assert seg.get("FrameOfReferenceUID") == source.get("FrameOfReferenceUID")
+    _check_structured_report(source, seg, written["dicom-sr"])
     return {"dicom-seg": seg, "dicom-sc": sc}
+
+
+def _check_structured_report(source, seg, data: bytes) -> None:
+    """The SR is in the source's study (a series of its own), with the source's patient and
+    study as stored, and it references the source (content and evidence) and the SEG."""
+    sr = hd.sr.srread(io.BytesIO(data))
+    assert sr.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
+    assert sr.StudyInstanceUID == source.StudyInstanceUID
+    assert sr.SeriesInstanceUID not in (source.SeriesInstanceUID, seg.SeriesInstanceUID)
+    assert sr.SeriesNumber == 903
+    for keyword in ("PatientID", "PatientName", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+                    "AccessionNumber", "PatientIdentityRemoved"):
+        assert str(sr.get(keyword, "")) == str(source.get(keyword, "")), keyword
+    evidence = {uid for _, _, uid, _ in sr.get_evidence()}
+    assert evidence == {source.SOPInstanceUID, seg.SOPInstanceUID}
+    report = hd.sr.MeasurementReport.from_sequence(sr.content)
+    assert report.get_image_measurement_groups(referenced_sop_instance_uid=source.SOPInstanceUID)
 
 
 @pytest.mark.parametrize("view", ["PA", "AP"])
@@ -211,6 +240,7 @@ def test_png_inputs_get_no_dicom_result(owner, token_client):
     client = token_client(owner)
     image = client.get(f"/api/v1/cases/{case.pk}/").json()["images"][0]
     assert image["mask_url"] and image["dicom_seg_url"] is None and image["dicom_sc_url"] is None
+    assert image["dicom_sr_url"] is None
     for kind in KINDS:
         assert client.get(image["url"] + f"{kind}/").status_code == 404
     with pytest.raises(results.NotAvailable):

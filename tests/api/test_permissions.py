@@ -5,7 +5,7 @@ import pytest
 
 pytestmark = pytest.mark.django_db
 
-FILES = ("original", "preview", "mask", "overlay", "dicom-seg", "dicom-sc")
+FILES = ("original", "preview", "mask", "overlay", "dicom-seg", "dicom-sc", "dicom-sr")
 
 
 def _urls(case_id, image_id, batch_id):

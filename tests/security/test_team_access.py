@@ -19,8 +19,8 @@ pytestmark = pytest.mark.django_db
 SEES = {"owner": True, "teammate": True, "stranger": False, "other_team": False}
 ROLES = list(SEES)
 PAGE_FILES = ("original", "preview", "mask", "overlay")
-API_FILES = (*PAGE_FILES, "dicom-seg", "dicom-sc")
-DICOM_FILES = {"original", "dicom-seg", "dicom-sc"}  # the input is a DICOM
+API_FILES = (*PAGE_FILES, "dicom-seg", "dicom-sc", "dicom-sr")
+DICOM_FILES = {"original", "dicom-seg", "dicom-sc", "dicom-sr"}  # the input is a DICOM
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ def image_payload(request, image: CaseImage) -> dict:
         "original_url": file_url("original"), "preview_url": file_url("preview"),
         "mask_url": file_url("mask", done), "overlay_url": file_url("overlay", done),
         "dicom_seg_url": file_url("dicom-seg", dicom), "dicom_sc_url": file_url("dicom-sc", dicom),
+        "dicom_sr_url": file_url("dicom-sr", dicom),
     }
 
 

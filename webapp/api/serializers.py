@@ -65,6 +65,8 @@ class ImageSerializer(serializers.Serializer):
                                          help_text="DICOM Segmentation; DICOM inputs, once done.")
     dicom_sc_url = serializers.URLField(allow_null=True,
                                         help_text="DICOM Secondary Capture of the overlay; DICOM inputs, once done.")
+    dicom_sr_url = serializers.URLField(allow_null=True,
+                                        help_text="DICOM Structured Report of the result; DICOM inputs, once done.")
 
 
 class CaseSerializer(serializers.Serializer):

@@ -61,3 +61,7 @@ DicomSegFile = _file_view("dicom-seg", "application/dicom",
                           "DICOM Segmentation of the result (DICOM inputs only).", (DicomRenderer,))
 DicomScFile = _file_view("dicom-sc", "application/dicom",
                          "DICOM Secondary Capture of the overlay (DICOM inputs only).", (DicomRenderer,))
+DicomSrFile = _file_view("dicom-sr", "application/dicom",
+                         "DICOM Structured Report (Comprehensive SR, TID 1500) of the result: the "
+                         "finding, probability, area, rim depth and the findings in words; it "
+                         "references the SEG (DICOM inputs only).", (DicomRenderer,))

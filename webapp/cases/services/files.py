@@ -26,7 +26,7 @@ from webapp.cases.storage import private_storage
 EXTENSIONS = {"dicom": "dcm", "png": "png", "jpeg": "jpg"}
 CONTENT_TYPES = {"dicom": "application/dicom", "png": "image/png", "jpeg": "image/jpeg"}
 RESULT_KINDS = ("mask", "overlay")  # PNGs, written by the worker
-DICOM_KINDS = ("dicom-seg", "dicom-sc")  # built on first request (services.results)
+DICOM_KINDS = ("dicom-seg", "dicom-sc", "dicom-sr")  # built on first request (services.results)
 # Always an attachment, whatever the caller asks: an upload (maybe DICOM) is never rendered
 # inline, and a DICOM result is for a viewer, not a browser.
 ALWAYS_DOWNLOADED = frozenset({"original", *DICOM_KINDS})
@@ -51,7 +51,7 @@ def preview_name(image: CaseImage) -> str:
 
 
 def result_name(image: CaseImage, kind: str, run_token: str, extension: str = "png") -> str:
-    """A file of one run's result: ``mask``/``overlay`` (PNG), ``seg``/``sc`` (DICOM)."""
+    """A file of one run's result: ``mask``/``overlay`` (PNG), ``seg``/``sc``/``sr`` (DICOM)."""
     return f"{image_folder(image)}/{kind}-{run_token[:12]}.{extension}"
 
 
@@ -62,7 +62,8 @@ def image_files(image: CaseImage) -> list[str]:
     if job is not None:
         names += [job.mask.name, job.overlay.name]
         if job.run_token:
-            names += [result_name(image, kind, job.run_token, "dcm") for kind in ("seg", "sc")]
+            names += [result_name(image, kind, job.run_token, "dcm")
+                      for kind in ("seg", "sc", "sr")]
     return [name for name in names if name]
 
 
@@ -125,7 +126,7 @@ def stored_file(image: CaseImage, kind: str) -> StoredFile:
             raise NotAvailable("Not available yet: the image has no result.")
         return StoredFile(field.name, "image/png", f"{stem}-{kind}.png")
     if kind in DICOM_KINDS:
-        # Imported here: highdicom is needed only by the two DICOM result kinds.
+        # Imported here: highdicom is needed only by the DICOM result kinds.
         from webapp.cases.services import results
 
         short = kind.removeprefix("dicom-")

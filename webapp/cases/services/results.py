@@ -1,11 +1,13 @@
 """DICOM results for a DICOM input: a Segmentation (SEG) object with the algorithm identified,
-and a Secondary Capture (SC) of the overlay for viewers that cannot show SEG.
+a Secondary Capture (SC) of the overlay for viewers that cannot show SEG, and a Structured
+Report (SR: the finding, its figures and words; ``services.structured_report``).
 
-Both are built by highdicom from the stored original (so patient/study identity, study and
-frame of reference are those of the input) and the stored result mask. They are built on first
-request and kept in private storage next to the mask, named by the run that produced the result
-(``services.files.result_name``), so that every request returns the same SOP instance (same
-UIDs). Any interface may ask for them: the API serves them, a DICOM sender could push them."""
+All are built by highdicom from the stored original (so patient/study identity, study and
+frame of reference are those of the input) and the stored result (the mask; for the SR, the
+job's figures and findings). They are built on first request and kept in private storage
+next to the mask, named by the run that produced the result (``services.files.result_name``), so
+that every request returns the same SOP instance (same UIDs). Any interface may ask for them:
+the API serves them, a DICOM sender could push them (with UIDs of its own, if it passes them)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from webapp.cases.services import dicom_attributes, files, rendering
 ALGORITHM_NAME = "Pneumothorax Triage U-Net"
 MANUFACTURER = "Pneumothorax Triage"
 SEGMENT_LABEL = "Pneumothorax"
-KINDS = ("seg", "sc")
+KINDS = ("seg", "sc", "sr")
 
 
 class NotAvailable(Exception):
@@ -37,7 +39,11 @@ class NotAvailable(Exception):
 # (PS3.15 E.1, action Z): filling them in would put back what it took out, or invent a study.
 
 
-def build_segmentation(image: CaseImage, source: pydicom.Dataset, mask: np.ndarray) -> hd.seg.Segmentation:
+def build_segmentation(image: CaseImage, source: pydicom.Dataset, mask: np.ndarray, *,
+                       series_instance_uid: str | None = None,
+                       sop_instance_uid: str | None = None) -> hd.seg.Segmentation:
+    """UIDs: new ones by default; given ones are used as they are (a sender that passes the
+    same UIDs again sends the same instance)."""
     job = image.job
     version = job.model_version or "unknown"
     algorithm = hd.AlgorithmIdentificationSequence(
@@ -57,7 +63,8 @@ def build_segmentation(image: CaseImage, source: pydicom.Dataset, mask: np.ndarr
         source_images=[source], pixel_measures=measures, pixel_array=mask.astype(np.uint8)[None, ...],
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[description],
-        series_instance_uid=hd.UID(), series_number=901, sop_instance_uid=hd.UID(),
+        series_instance_uid=series_instance_uid or hd.UID(), series_number=901,
+        sop_instance_uid=sop_instance_uid or hd.UID(),
         instance_number=1, manufacturer=MANUFACTURER, manufacturer_model_name=ALGORITHM_NAME,
         software_versions=version[:64], device_serial_number=str(job.pk),
         content_description="Pneumothorax (decision support)", content_label="PNEUMOTHORAX",
@@ -71,14 +78,16 @@ def build_segmentation(image: CaseImage, source: pydicom.Dataset, mask: np.ndarr
 
 
 def build_secondary_capture(image: CaseImage, source: pydicom.Dataset, mask: np.ndarray,
-                            original: bytes) -> hd.sc.SCImage:
+                            original: bytes, *, series_instance_uid: str | None = None,
+                            sop_instance_uid: str | None = None) -> hd.sc.SCImage:
     """``original``: the stored input's bytes, whose pixels (as the model read them) the overlay
-    is drawn on, exactly as the overlay PNG."""
+    is drawn on, exactly as the overlay PNG. UIDs as for ``build_segmentation``."""
     rgb = rendering.overlay_rgb(read_xray(original).pixels, mask.astype(np.uint8))
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source, pixel_array=np.ascontiguousarray(rgb), photometric_interpretation="RGB",
-        bits_allocated=8, coordinate_system="PATIENT", series_instance_uid=hd.UID(),
-        series_number=902, sop_instance_uid=hd.UID(), instance_number=1,
+        bits_allocated=8, coordinate_system="PATIENT",
+        series_instance_uid=series_instance_uid or hd.UID(), series_number=902,
+        sop_instance_uid=sop_instance_uid or hd.UID(), instance_number=1,
         # highdicom wants an orientation for the patient coordinate system: a placeholder, which
         # the source's (as stored, or empty: unknown) replaces in ``carry_over`` below.
         manufacturer=MANUFACTURER, patient_orientation=("L", "F"),
@@ -94,7 +103,8 @@ def build_secondary_capture(image: CaseImage, source: pydicom.Dataset, mask: np.
 
 
 def result_file(image: CaseImage, kind: str) -> str:
-    """The storage name of the SEG or SC for this image's result, built on first use."""
+    """The storage name of the SEG, SC or SR for this image's result, built on first use. The
+    SR references the SEG (built first if need be) as evidence."""
     if kind not in KINDS:
         raise NotAvailable("unknown kind")
     job = image.job
@@ -109,8 +119,17 @@ def result_file(image: CaseImage, kind: str) -> str:
     mask = np.asarray(Image.open(io.BytesIO(files.read(job.mask.name))).convert("L")) > 0
     if mask.shape != (int(source.Rows), int(source.Columns)):
         raise NotAvailable("the mask does not match the input's size")
-    dataset = build_segmentation(image, source, mask) if kind == "seg" else \
-        build_secondary_capture(image, source, mask, original)
+    if kind == "seg":
+        dataset = build_segmentation(image, source, mask)
+    elif kind == "sc":
+        dataset = build_secondary_capture(image, source, mask, original)
+    else:
+        # Imported here: structured_report imports this module's names.
+        from webapp.cases.services import structured_report
+
+        seg = pydicom.dcmread(io.BytesIO(files.read(result_file(image, "seg"))),
+                              stop_before_pixels=True)
+        dataset = structured_report.build_structured_report(image, source, evidence=[seg])
     buffer = io.BytesIO()
     dataset.save_as(buffer, enforce_file_format=True)
     # Two concurrent first requests may both build one; the second save gets another name,
