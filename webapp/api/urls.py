@@ -11,7 +11,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from .docs import RedocDocsView, SwaggerDocsView
-from .views import batches, cases, files, reviews
+from .views import batches, cases, dicomweb, files, reviews
 
 
 def api(view_class):
@@ -33,9 +33,16 @@ v1 = [
     path(image + "overlay/", api(files.OverlayFile), name="image-overlay"),
     path(image + "dicom-seg/", api(files.DicomSegFile), name="image-dicom-seg"),
     path(image + "dicom-sc/", api(files.DicomScFile), name="image-dicom-sc"),
+    path(image + "dicom-sr/", api(files.DicomSrFile), name="image-dicom-sr"),
     path(image + "reviews/", api(reviews.ImageReviews), name="image-reviews"),
     path("batches/", api(batches.BatchListCreate), name="batch-list"),
     path("batches/<uuid:batch_id>/", api(batches.BatchDetail), name="batch-detail"),
+    # DICOMweb STOW-RS (PS3.18 10.5); clients append "/studies" to a base URL: no slash too.
+    path("dicomweb/studies/", api(dicomweb.StudiesStore), name="dicomweb-studies"),
+    path("dicomweb/studies", api(dicomweb.StudiesStoreAlias), name="dicomweb-studies-alias"),
+    path("dicomweb/studies/<str:study_uid>/", api(dicomweb.StudyStore), name="dicomweb-study"),
+    path("dicomweb/studies/<str:study_uid>", api(dicomweb.StudiesStoreAlias),
+         name="dicomweb-study-alias"),
 ]
 
 app_name = "api"
