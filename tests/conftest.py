@@ -5,7 +5,8 @@ processes are fixtures of the plugins registered here, shared by every folder.""
 
 import pytest
 
-pytest_plugins = ["tests.support.worker_fixtures", "tests.support.fault_fixtures"]
+pytest_plugins = ["tests.support.worker_fixtures", "tests.support.fault_fixtures",
+                  "tests.support.pacs_fixtures"]
 
 
 @pytest.fixture

@@ -70,7 +70,8 @@ def handle_store(event) -> Dataset | int:
         return OUT_OF_RESOURCES
     try:
         data = event.encoded_dataset(include_meta=True)
-        inbound = receive_instance(node, data, event.assoc.triage_id, event.assoc.requestor.address)
+        inbound, new = receive_instance(node, data, event.assoc.triage_id,
+                                        event.assoc.requestor.address)
     except InstanceRefused as refused:
         return _failure(refused.status, refused.reason)
     except DatabaseError as exc:
@@ -79,8 +80,8 @@ def handle_store(event) -> Dataset | int:
         log.warning("could not store an instance from %s: database unavailable (%s)", node, exc)
         close_old_connections()
         return _failure(OUT_OF_RESOURCES, "The service cannot store it now; send it again later.")
-    log.info("stored an instance from %s as image %s of case %s", node, inbound.image_id,
-             inbound.image.case_id)
+    log.info("%s an instance from %s as image %s of case %s",
+             "stored" if new else "already had", node, inbound.image_id, inbound.image.case_id)
     return 0x0000
 
 

@@ -74,6 +74,9 @@ class InboundImage(models.Model):
     node = models.ForeignKey(DicomNode, on_delete=models.PROTECT, related_name="inbound_images")
     association = models.CharField(max_length=64, db_index=True)
     study_instance_uid = models.CharField(max_length=64, db_index=True)  # the original
+    # The original instance UID: a PACS sends an instance again (an operator's resend, a
+    # routing rule that fires once more); what is already here is not stored twice.
+    sop_instance_uid = models.CharField(max_length=64, db_index=True)
     identity = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
 

@@ -54,14 +54,20 @@ def instance_name(node: DicomNode, header: pydicom.Dataset) -> str:
 
 
 def receive_instance(node: DicomNode, data: bytes, association: str,
-                     address: str | None = None) -> InboundImage:
-    """Store one received instance (the file's bytes, as the sender encoded it). Raises
-    InstanceRefused with the C-STORE status and the reason."""
+                     address: str | None = None) -> tuple[InboundImage, bool]:
+    """Store one received instance (the file's bytes, as the sender encoded it); returns its
+    row and whether it is new (False: this node sent this instance before, and it is kept
+    once). Raises InstanceRefused with the C-STORE status and the reason."""
     try:
         header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
     except Exception as exc:  # pydicom raises many types on a damaged stream
         raise _refused(node, address, CANNOT_UNDERSTAND,
                        f"The DICOM data set cannot be read ({exc}).") from exc
+    sop_uid = str(header.get("SOPInstanceUID", "") or "")
+    earlier = InboundImage.objects.filter(node=node, sop_instance_uid=sop_uid).first() \
+        if sop_uid else None
+    if earlier is not None:
+        return earlier, False
     try:
         validated = validate_upload(ContentFile(data, name=instance_name(node, header)))
     except UploadRejected as exc:
@@ -83,8 +89,9 @@ def receive_instance(node: DicomNode, data: bytes, association: str,
             image = case.images.get()
         else:
             image, = add_images(case, [validated], node.owner, address, audit_detail=detail)
-        return InboundImage.objects.create(image=image, node=node, association=association,
-                                           study_instance_uid=study_uid, identity=identity)
+        return InboundImage.objects.create(
+            image=image, node=node, association=association, study_instance_uid=study_uid,
+            sop_instance_uid=sop_uid, identity=identity), True
 
 
 def refusal_status(exc: UploadRejected) -> int:

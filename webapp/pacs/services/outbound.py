@@ -10,18 +10,18 @@ which a PACS keeps once."""
 from __future__ import annotations
 
 import io
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
 import pydicom
 from PIL import Image
-from pydicom.uid import generate_uid
 
 from webapp.cases.models import CaseImage
-from webapp.cases.services import dicom_attributes, files, results
+from webapp.cases.services import dicom_attributes, files, results, structured_report
 from webapp.pacs.services.identity import reidentified
 
-UID_NAMESPACE = "pneumothorax-triage/pacs"
+UID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:pneumothorax-triage:pacs-results")
 
 
 @dataclass(frozen=True)
@@ -35,9 +35,11 @@ class Outbound:
         return str(self.dataset.SOPInstanceUID)
 
 
-def stable_uid(*parts: str) -> str:
-    """A 2.25 UID from a hash of ``parts``: the same parts give the same UID."""
-    return generate_uid(prefix=None, entropy_srcs=[UID_NAMESPACE, *map(str, parts)])
+def stable_uid(*parts) -> str:
+    """A UUID-derived UID (2.25, PS3.5 B.2) of a name-based UUID (version 5) of ``parts``: the
+    same parts give the same UID. (pydicom's generate_uid ignores its entropy sources when asked
+    for a 2.25 UID, and draws a random one.)"""
+    return f"2.25.{uuid.uuid5(UID_NAMESPACE, '/'.join(map(str, parts))).int}"
 
 
 def image_results(image: CaseImage, identity: dict) -> list[Outbound]:
@@ -54,8 +56,6 @@ def image_results(image: CaseImage, identity: dict) -> list[Outbound]:
 
     seg = results.build_segmentation(image, source, mask, **uids("seg"))
     sc = results.build_secondary_capture(image, source, mask, original, **uids("sc"))
-    from webapp.cases.services import structured_report  # MOVE-TOP
-
     sr = structured_report.build_structured_report(image, source, evidence=[seg], **uids("sr"))
     return [Outbound(str(image.pk), "sc", sc), Outbound(str(image.pk), "seg", seg),
             Outbound(str(image.pk), "sr", sr)]
