@@ -12,10 +12,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from pydicom.uid import generate_uid
 
-from tests.support.connections import process_environment
-from tests.support.data import ARTIFACTS, subset_image
+from tests.support.data import subset_image
 from tests.support.dicom import chest_dicom
-from tests.support.listener import DicomListener, echo, store
+from tests.support.listener import echo, store
 from webapp.audit.models import Action, AuditEvent
 from webapp.cases.models import Case, CaseImage, JobStatus
 from webapp.cases.storage import private_storage
@@ -26,12 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 SENDER = "MODALITY1"
 
 
-@pytest.fixture
-def listener(settings):
-    process = DicomListener(process_environment(settings), ARTIFACTS / "dicom-listener.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -70,27 +63,27 @@ def test_add_dicom_node_registers_and_refuses_what_it_cannot_map(owner):
                      "--owner", owner.username, "--team", "radiology")
 
 
-def test_unknown_or_misplaced_nodes_are_rejected_at_association_and_audited(listener, node, owner):
-    assert echo(listener.port, SENDER) == 0x0000
-    assert echo(listener.port, "STRANGER") is None  # not registered
+def test_unknown_or_misplaced_nodes_are_rejected_at_association_and_audited(dicom_listener, node, owner):
+    assert echo(dicom_listener.port, SENDER) == 0x0000
+    assert echo(dicom_listener.port, "STRANGER") is None  # not registered
     DicomNode.objects.create(ae_title="ELSEWHERE", host="192.0.2.10", port=104, owner=owner)
-    assert echo(listener.port, "ELSEWHERE") is None  # registered, but not from this address
+    assert echo(dicom_listener.port, "ELSEWHERE") is None  # registered, but not from this address
     DicomNode.objects.filter(pk=node.pk).update(enabled=False)
-    assert echo(listener.port, SENDER) is None  # switched off by an administrator
+    assert echo(dicom_listener.port, SENDER) is None  # switched off by an administrator
     refused = AuditEvent.objects.filter(action=Action.DICOM_REFUSED).order_by("at")
     assert [e.detail["calling_ae_title"] for e in refused] == ["STRANGER", "ELSEWHERE", SENDER]
     assert all(e.client_address == "127.0.0.1" and e.user is None for e in refused)
-    assert store(listener.port, [shared_dataset()], "STRANGER") is None
+    assert store(dicom_listener.port, [shared_dataset()], "STRANGER") is None
     assert not CaseImage.objects.exists()
 
 
-def test_instances_of_one_study_become_one_case_owned_by_the_node(listener, node, owner):
+def test_instances_of_one_study_become_one_case_owned_by_the_node(dicom_listener, node, owner):
     first = shared_dataset(0)
     second = copy.deepcopy(first)  # a second image of the same study (another instance)
     second.SOPInstanceUID = second.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     second.SeriesInstanceUID, second.InstanceNumber = generate_uid(), 2
     other_study = shared_dataset(1)
-    responses = store(listener.port, [first, second, other_study], SENDER)
+    responses = store(dicom_listener.port, [first, second, other_study], SENDER)
     assert [status_of(r) for r in responses] == [0, 0, 0]
 
     by_study = {c.images.first().inbound.study_instance_uid: c for c in Case.objects.all()}
@@ -113,23 +106,23 @@ def test_instances_of_one_study_become_one_case_owned_by_the_node(listener, node
     # The same study sent again in a later association, within the window, joins the case.
     third = copy.deepcopy(first)
     third.SOPInstanceUID = third.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    assert [status_of(r) for r in store(listener.port, [third], SENDER)] == [0]
+    assert [status_of(r) for r in store(dicom_listener.port, [third], SENDER)] == [0]
     assert case.images.count() == 3 and Case.objects.count() == 2
 
     # An instance sent again (an operator's resend; Orthanc routes a duplicate again) is
     # acknowledged and kept once.
-    assert [status_of(r) for r in store(listener.port, [first, other_study], SENDER)] == [0, 0]
-    assert CaseImage.objects.count() == 4 and "already had an instance" in listener.log_text()
+    assert [status_of(r) for r in store(dicom_listener.port, [first, other_study], SENDER)] == [0, 0]
+    assert CaseImage.objects.count() == 4 and "already had an instance" in dicom_listener.log_text()
 
 
-def test_refused_instances_get_failure_statuses_with_reasons_and_nothing_is_kept(listener, node):
+def test_refused_instances_get_failure_statuses_with_reasons_and_nothing_is_kept(dicom_listener, node):
     good = shared_dataset(0)
     ct = dataset_of(chest_dicom(Modality="CT").read())
     lateral = dataset_of(chest_dicom("LL").read())
     # A real film whose JPEG stream was cut off in transit: it would still decode, partly grey.
     truncated = shared_dataset(1)
     truncated.PixelData = truncated.PixelData[: len(truncated.PixelData) // 3]
-    responses = store(listener.port, [ct, lateral, truncated, good], SENDER)
+    responses = store(dicom_listener.port, [ct, lateral, truncated, good], SENDER)
     statuses = [status_of(r) for r in responses]
     assert statuses[:3] == [0xC001, 0xC001, 0xC000] and statuses[3] == 0
     comments = [str(r.ErrorComment) for r in responses[:3]]
@@ -140,7 +133,7 @@ def test_refused_instances_get_failure_statuses_with_reasons_and_nothing_is_kept
     assert CaseImage.objects.count() == 1
     refused = AuditEvent.objects.filter(action=Action.DICOM_REFUSED)
     assert sorted(e.detail["status"] for e in refused) == ["0xC000", "0xC001", "0xC001"]
-    assert "lateral" in listener.log_text()
+    assert "lateral" in dicom_listener.log_text()
     # The listener keeps serving.
-    assert listener.alive() and echo(listener.port, SENDER) == 0
-    assert [status_of(r) for r in store(listener.port, [shared_dataset(2)], SENDER)] == [0]
+    assert dicom_listener.alive() and echo(dicom_listener.port, SENDER) == 0
+    assert [status_of(r) for r in store(dicom_listener.port, [shared_dataset(2)], SENDER)] == [0]

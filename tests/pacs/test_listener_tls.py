@@ -8,12 +8,9 @@ import subprocess
 
 import pytest
 from django.core.management import call_command
-from pynetdicom import AE
-from pynetdicom.sop_class import Verification
-
 from tests.support.connections import process_environment
 from tests.support.data import ARTIFACTS
-from tests.support.listener import LISTENER_AE_TITLE, DicomListener
+from tests.support.listener import DicomListener, echo
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -31,25 +28,7 @@ def echo_over_tls(port, server_cert, client=None):
     context.check_hostname = False  # the listener is reached by address, its name is "listener"
     if client:
         context.load_cert_chain(*map(str, client))
-    ae = AE(ae_title="SECURE")
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=LISTENER_AE_TITLE, tls_args=(context, None))
-    if not assoc.is_established:
-        return None
-    try:
-        return int(assoc.send_c_echo().Status)
-    finally:
-        assoc.release()
-
-
-def plain_echo(port):
-    ae = AE(ae_title="SECURE")
-    ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=LISTENER_AE_TITLE)
-    established = assoc.is_established
-    if established:
-        assoc.release()
-    return established
+    return echo(port, "SECURE", tls_args=(context, None))
 
 
 def test_mutual_tls_admits_only_nodes_with_a_trusted_certificate(settings, tmp_path, owner):
@@ -65,7 +44,7 @@ def test_mutual_tls_admits_only_nodes_with_a_trusted_certificate(settings, tmp_p
         assert echo_over_tls(listener.port, server[0], client=node_cert) == 0x0000
         assert echo_over_tls(listener.port, server[0], client=stranger_cert) is None
         assert echo_over_tls(listener.port, server[0]) is None  # no client certificate
-        assert not plain_echo(listener.port)  # no TLS at all
+        assert echo(listener.port, "SECURE") is None  # no TLS at all
         assert listener.alive()
         assert echo_over_tls(listener.port, server[0], client=node_cert) == 0x0000
     finally:

@@ -17,9 +17,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image
 
-from tests.support.connections import process_environment
-from tests.support.data import ARTIFACTS, SHARED_DATA
-from tests.support.listener import DicomListener, store
+from tests.support.data import SHARED_DATA
+from tests.support.listener import store
 from tests.support.waiting import wait_until
 from webapp.cases.models import Case
 from webapp.cases.storage import private_storage
@@ -35,12 +34,6 @@ SC_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 RESULT_TIMEOUT = 300  # inference on a busy 2-core machine, then the delivery
 
 
-@pytest.fixture
-def listener(settings):
-    process = DicomListener(process_environment(settings), ARTIFACTS / "dicom-listener-e2e.log")
-    process.start()
-    yield process
-    process.stop()
 
 
 def large_pneumothorax_dicoms(count: int = 2) -> list:
@@ -79,8 +72,8 @@ def results_in_orthanc(orthanc, study_instance_uid: str) -> dict[str, list[dict]
 
 
 def test_orthanc_sends_a_film_and_gets_sc_seg_and_sr_back_in_the_same_study(
-        celery_worker_process, listener, orthanc_factory, owner, login):
-    orthanc = orthanc_factory({"triage": ["TRIAGE", "127.0.0.1", listener.port]})
+        celery_worker_process, dicom_listener, orthanc_factory, owner, login):
+    orthanc = orthanc_factory({"triage": ["TRIAGE", "127.0.0.1", dicom_listener.port]})
     register(owner, "ORTHANC", orthanc.dicom_port)
     path = large_pneumothorax_dicoms(1)[0]
     original = pydicom.dcmread(path)
@@ -121,14 +114,14 @@ def test_orthanc_sends_a_film_and_gets_sc_seg_and_sr_back_in_the_same_study(
 
 
 def test_storescu_is_a_second_sender_whose_results_go_to_its_pacs(
-        celery_worker_process, listener, orthanc_factory, owner, dcmtk):
+        celery_worker_process, dicom_listener, orthanc_factory, owner, dcmtk):
     orthanc = orthanc_factory()
     pacs = register(owner, "ORTHANC", orthanc.dicom_port, direction="receive")
     modality = register(owner, "STORESCU", 104, direction="send")
     DicomNode.objects.filter(pk=modality.pk).update(results_node=pacs)
     path = large_pneumothorax_dicoms(2)[1]
     original = pydicom.dcmread(path, stop_before_pixels=True)
-    sent = dcmtk.storescu("127.0.0.1", listener.port, path, calling_aet="STORESCU",
+    sent = dcmtk.storescu("127.0.0.1", dicom_listener.port, path, calling_aet="STORESCU",
                           called_aet="TRIAGE")
     assert dcmtk.store_succeeded(sent), dcmtk.output(sent)
 
@@ -140,13 +133,13 @@ def test_storescu_is_a_second_sender_whose_results_go_to_its_pacs(
 
 
 def test_pacs_down_while_results_are_ready_gets_them_once_it_is_back_exactly_once(
-        celery_worker_process, listener, orthanc_factory, owner, login):
+        celery_worker_process, dicom_listener, orthanc_factory, owner, login):
     orthanc = orthanc_factory()
     register(owner, "ORTHANC", orthanc.dicom_port)
     orthanc.stop()
     path = large_pneumothorax_dicoms(2)[0]
     original = pydicom.dcmread(path)
-    responses = store(listener.port, [original], "ORTHANC")  # as the PACS would, before it went down
+    responses = store(dicom_listener.port, [original], "ORTHANC")  # as the PACS would, before it went down
     assert [int(r.Status) for r in responses] == [0]
     case = Case.objects.get(images__inbound__study_instance_uid=original.StudyInstanceUID)
 
@@ -180,12 +173,12 @@ def test_pacs_down_while_results_are_ready_gets_them_once_it_is_back_exactly_onc
 
 
 def test_a_delivery_that_gave_up_is_shown_failed_and_an_administrator_retries_it(
-        celery_worker_process, listener, orthanc_factory, owner, administrator, login):
+        celery_worker_process, dicom_listener, orthanc_factory, owner, administrator, login):
     orthanc = orthanc_factory()
     register(owner, "ORTHANC", orthanc.dicom_port)
     orthanc.stop()
     original = pydicom.dcmread(large_pneumothorax_dicoms(1)[0])
-    store(listener.port, [original], "ORTHANC")
+    store(dicom_listener.port, [original], "ORTHANC")
     case = Case.objects.get(images__inbound__study_instance_uid=original.StudyInstanceUID)
     # As the task's last retry does (pending -> failed); the task may hold the delivery for a
     # moment (sending), when the guarded transition refuses: try until it takes.

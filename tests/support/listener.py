@@ -70,14 +70,16 @@ def store(port: int, datasets, calling_ae_title: str, called_ae_title: str = LIS
         assoc.release()
 
 
-def echo(port: int, calling_ae_title: str, called_ae_title: str = LISTENER_AE_TITLE):
-    """C-ECHO; None if the association was rejected, else the response's status."""
+def echo(port: int, calling_ae_title: str, called_ae_title: str = LISTENER_AE_TITLE,
+         tls_args=None):
+    """C-ECHO (over TLS with ``tls_args``, pynetdicom's (context, hostname)); None if no
+    association was established, else the response's status."""
     from pynetdicom import AE
     from pynetdicom.sop_class import Verification
 
     ae = AE(ae_title=calling_ae_title)
     ae.add_requested_context(Verification)
-    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae_title)
+    assoc = ae.associate("127.0.0.1", port, ae_title=called_ae_title, tls_args=tls_args)
     if not assoc.is_established:
         return None
     try:

@@ -10,7 +10,7 @@ from tests.support import dcmtk as _dcmtk
 from tests.support.data import ARTIFACTS
 from tests.support.orthanc import Orthanc, orthanc_binary
 
-__all__ = ["orthanc_factory", "dcmtk"]
+__all__ = ["orthanc_factory", "dcmtk", "dicom_listener"]
 
 MISSING_ORTHANC = ("Orthanc is not installed (no `Orthanc` on PATH or in /usr/sbin): the PACS "
                    "tests need Debian's orthanc package; scripts/test installs it "
@@ -54,3 +54,17 @@ def dcmtk():
     if not _dcmtk.available():
         pytest.fail(MISSING_DCMTK)
     return _dcmtk
+
+
+@pytest.fixture
+def dicom_listener(settings, request):
+    """``manage.py dicom_listener`` as a real process on a free port, on the test database (its
+    log in test-artifacts/, named after the test module)."""
+    from tests.support.connections import process_environment
+    from tests.support.listener import DicomListener
+
+    log = ARTIFACTS / f"dicom-listener-{request.module.__name__.rsplit('.', 1)[-1]}.log"
+    process = DicomListener(process_environment(settings), log)
+    process.start()
+    yield process
+    process.stop()
