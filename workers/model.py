@@ -39,6 +39,45 @@ def check_model() -> str | None:
     except CheckpointError as exc:
         return str(exc)
     log.info("model %s (%s px) at %s", info.version, info.image_size, path)
+    return check_backend(info)
+
+
+def backend_name() -> str:
+    """settings.INFERENCE_BACKEND (``auto``: ml.serving.backends.default_backend()), resolved
+    for this machine. ValueError for an unknown name."""
+    from django.conf import settings
+    from ml.serving.backends import resolve_backend
+
+    device = "cuda" if cuda_available() else "cpu"
+    return resolve_backend(settings.INFERENCE_BACKEND, device, model_path())
+
+
+def check_backend(info) -> str | None:
+    """None if the configured backend can run here, else the reason. For the onnx backend, an
+    ONNX file that is missing, or was exported from another model file, is exported here, once,
+    in the main process before the pool forks (PNEUMOTHORAX_ONNX_MODEL, else next to the model
+    file); it takes tens of seconds. No .onnx is kept in git: the model file is the one source."""
+    from ml.serving import backends
+
+    try:
+        name = backend_name()
+    except ValueError as exc:
+        return str(exc)
+    log.info("inference backend %s", name)
+    if name != "onnx":
+        return None
+    if not backends.onnxruntime_available():
+        return "INFERENCE_BACKEND=onnx needs onnxruntime (pip install onnxruntime), or choose torch-bf16 or torch."
+    onnx_path = backends.onnx_path_for(model_path())
+    if backends.onnx_is_current(onnx_path, info.version):
+        return None
+    log.info("exporting %s as ONNX to %s", info.version, onnx_path)
+    try:
+        backends.export_onnx(model_path(), onnx_path)
+    except Exception as exc:  # no onnx/onnxscript, a read-only folder, an exporter error
+        return (f"INFERENCE_BACKEND=onnx: no ONNX model of {info.version} at {onnx_path}, and exporting "
+                f"it failed ({type(exc).__name__}: {exc}). Run "
+                f"{backends.export_command(model_path(), onnx_path)} or set PNEUMOTHORAX_ONNX_MODEL.")
     return None
 
 
@@ -68,9 +107,12 @@ def get_predictor():
                 from django.conf import settings
                 from ml.serving.inference import Predictor
 
-                device = "cuda" if cuda_available() else "cpu"
+                backend = backend_name()
+                # ONNX Runtime runs here on the CPU only (ml.serving.backends).
+                device = "cuda" if cuda_available() and backend != "onnx" else "cpu"
                 _predictor = Predictor(model_path(), device=device,
                                        threads=settings.INFERENCE_THREADS,
-                                       flip_tta=settings.INFERENCE_FLIP_TTA)
-                log.info("pid %s loaded model %s on %s", os.getpid(), _predictor.version, device)
+                                       flip_tta=settings.INFERENCE_FLIP_TTA, backend=backend)
+                log.info("pid %s loaded model %s on %s, backend %s", os.getpid(), _predictor.version,
+                         device, backend)
     return _predictor

@@ -14,7 +14,14 @@ How the answer is made, at the model file's operating point (chosen on validatio
 - ``review_first``: positive, or probability >= the operating point's high-sensitivity
   ``review_threshold`` (the worklist puts these on top even when the call is negative);
 - ``findings``: side, zones, area and rim depth of the outlined area, in words
-  (``ml.serving.findings``), from the mask and the DICOM header.
+  (``ml.serving.findings``), from the mask and the DICOM header;
+- ``backend``: which backend ran the network (``ml.serving.backends``: ``torch``, ``torch-bf16``,
+  ``onnx``). ``Predictor(backend=...)`` defaults to ``torch`` (eager fp32, the reference the
+  operating point was chosen with); ``auto`` is the fastest this machine supports
+  (``default_backend()``), what ``ml.predict`` and the worker use unless told otherwise.
+
+With flip TTA the mirrored copies go through the network in the same forward pass as the
+images (a batch of 2N), whatever the backend.
 """
 
 from __future__ import annotations
@@ -28,10 +35,11 @@ import cv2
 import numpy as np
 import torch
 
-from ml.core.checkpoint import CheckpointError, load_model
+from ml.core.checkpoint import CheckpointError, load_model, read_info
 from ml.core.decision import decide, image_probability, review_first
 from ml.core.model import to_input_tensor
 from ml.core.reading import XRay, read_xray
+from ml.serving.backends import make_backend, resolve_backend
 from ml.serving.findings import Findings, describe
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[1] / "weights" / "pneumothorax-unet.safetensors"
@@ -53,11 +61,13 @@ class Prediction:
     review_first: bool = False
     findings: Findings | None = None
     timings_ms: dict = field(default_factory=dict)
+    backend: str = "torch"  # ml.serving.backends: the backend that ran the network
 
 
 class Predictor:
     def __init__(self, model_path: str | Path | None = None, device: str = "cpu",
-                 flip_tta: bool | None = None, threads: int | None = None):
+                 flip_tta: bool | None = None, threads: int | None = None,
+                 backend: str = "torch", onnx_model: str | Path | None = None):
         if threads:
             torch.set_num_threads(threads)
         path = Path(model_path) if model_path else configured_model_path()
@@ -67,7 +77,13 @@ class Predictor:
                 "PNEUMOTHORAX_MODEL; the service does not run without a trained model."
             )
         self.device = torch.device(device)
-        self.model, self.info = load_model(path, self.device)
+        self.backend_name = resolve_backend(backend, self.device, path, onnx_model)
+        if self.backend_name == "onnx":  # the torch network is not needed: ONNX Runtime runs it
+            self.model, self.info = None, read_info(path)
+        else:
+            self.model, self.info = load_model(path, self.device)
+        self.backend = make_backend(self.backend_name, path, self.info, self.device, threads,
+                                    onnx_model, self.model)
         # None: as the model file's operating point was chosen (ml.evaluate records whether it
         # averaged the flipped image), so that the threshold and the maps it reads agree.
         self.flip_tta = bool(self.info.evaluation.get("flip_tta", False)) if flip_tta is None else flip_tta
@@ -99,19 +115,20 @@ class Predictor:
     @torch.no_grad()
     def probability_maps(self, xrays: list[XRay]) -> tuple[np.ndarray, np.ndarray]:
         """Pixel probabilities at the model's resolution (N, S, S) and image probabilities (N,)."""
-        size = self.info.image_size
+        size, count = self.info.image_size, len(xrays)
         batch = torch.stack([
             to_input_tensor(cv2.resize(x.pixels, (size, size), interpolation=cv2.INTER_AREA))
             for x in xrays
-        ]).to(self.device)
-        mask_logits, class_logits = self.model(batch)
-        pixel = torch.sigmoid(mask_logits[:, 0])
-        image = torch.sigmoid(class_logits)
+        ]).numpy()
+        if self.flip_tta:  # the mirrored copies in the same forward pass
+            batch = np.concatenate([batch, batch[..., ::-1]])
+        mask_logits, class_logits = self.backend.run(batch)
+        pixel = torch.sigmoid(torch.from_numpy(np.asarray(mask_logits, dtype=np.float32)[:, 0]))
+        image = torch.sigmoid(torch.from_numpy(np.asarray(class_logits, dtype=np.float32).reshape(-1)))
         if self.flip_tta:
-            flipped_mask, flipped_class = self.model(torch.flip(batch, dims=[-1]))
-            pixel = (pixel + torch.flip(torch.sigmoid(flipped_mask[:, 0]), dims=[-1])) / 2
-            image = (image + torch.sigmoid(flipped_class)) / 2
-        return pixel.float().cpu().numpy(), image.float().cpu().numpy()
+            pixel = (pixel[:count] + torch.flip(pixel[count:], dims=[-1])) / 2
+            image = (image[:count] + image[count:]) / 2
+        return pixel.numpy(), image.numpy()
 
     def _decide(self, xray: XRay, probability_map: np.ndarray, probability: float,
                 inference_ms: float) -> Prediction:
@@ -128,6 +145,7 @@ class Predictor:
             review_first=review_first(probability, positive, self.info.operating_point),
             findings=findings,
             timings_ms={"inference": round(inference_ms, 1)},
+            backend=self.backend_name,
         )
 
 

@@ -7,14 +7,7 @@ import os
 import torch
 import torch.distributed as dist
 
-
-def cpu_supports_bf16() -> bool:
-    """Native bf16 matmuls through oneDNN (AVX-512 BF16 or AMX). Without them bf16 autocast
-    is emulated and slower than fp32."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+from ml.core.hardware import cpu_supports_bf16  # noqa: F401  (re-exported: also serving's rule)
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:

@@ -14,7 +14,7 @@ from webapp.cases.models import Case, CaseImage
 pytestmark = pytest.mark.django_db
 
 IMAGE_FIELDS = {"status", "probability", "positive", "area_fraction", "area_cm2", "model_version",
-                "error", "mask_url", "overlay_url"}
+                "backend", "error", "mask_url", "overlay_url"}
 
 
 def test_post_answers_201_with_the_case(owner, token_client, xray_file):
@@ -39,6 +39,9 @@ def test_detail_has_results_and_file_urls_once_done(owner, token_client, api_don
     image = body["images"][0]
     assert body["status"] == "done" and body["positive"] is True and image["error"] == ""
     assert image["probability"] == pytest.approx(0.9) and image["model_version"] == "stub-1"
+    # Next to model_version: how the network ran (the stub names none; a worker: torch, torch-bf16, onnx).
+    keys = list(image)
+    assert image["backend"] == "" and keys.index("backend") == keys.index("model_version") + 1
     for kind in ("mask", "overlay"):
         response = client.get(image[f"{kind}_url"])
         assert response.status_code == 200 and response["Content-Type"] == "image/png"

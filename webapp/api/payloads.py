@@ -31,6 +31,7 @@ def image_payload(request, image: CaseImage) -> dict:
         "source_format": image.source_format, "width": image.width, "height": image.height,
         "sha256": image.sha256,
         **job_summary(job),
+        "backend": job.backend,  # shown next to model_version (the serializer's field order)
         "queued_at": job.queued_at, "finished_at": job.finished_at,
         "original_url": file_url("original"), "preview_url": file_url("preview"),
         "mask_url": file_url("mask", done), "overlay_url": file_url("overlay", done),

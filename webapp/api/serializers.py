@@ -54,6 +54,8 @@ class ImageSerializer(serializers.Serializer):
         help_text="Positive, or above the model's high-sensitivity threshold: read this first.")
     findings = FindingsSerializer()
     model_version = serializers.CharField(allow_blank=True)
+    backend = serializers.CharField(allow_blank=True, help_text=(
+        "How the worker ran the network: torch (eager fp32), torch-bf16 or onnx; empty until done."))
     timings_ms = serializers.DictField(child=serializers.FloatField())
     queued_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)

@@ -99,6 +99,8 @@ class Job(models.Model):
     area_fraction = models.FloatField(null=True, blank=True)
     area_cm2 = models.FloatField(null=True, blank=True)
     model_version = models.CharField(max_length=100, blank=True)
+    # How the worker ran the network (ml.serving.backends): torch, torch-bf16 or onnx; "" before done.
+    backend = models.CharField(max_length=32, blank=True)
     # On top of the worklist: called positive, or above the model's high-sensitivity threshold.
     review_first = models.BooleanField(null=True, blank=True, db_index=True)
     # ml.serving.findings.Findings.as_dict(): side, zones, area, rim depth, large; {} before done.

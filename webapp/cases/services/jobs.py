@@ -48,8 +48,9 @@ def claim_job(job_id: int, worker: str = "") -> Job | None:
 def complete_job(job_id: int, run_token: str, *, probability: float, positive: bool,
                  area_fraction: float, area_cm2: float | None, model_version: str,
                  timings_ms: dict, mask_name: str, overlay_name: str,
-                 review_first: bool = False, findings: dict | None = None) -> bool:
-    """running -> done, only for the run that holds the job. False: the result is not ours."""
+                 review_first: bool = False, findings: dict | None = None, backend: str = "") -> bool:
+    """running -> done, only for the run that holds the job. False: the result is not ours.
+    ``backend``: how the network ran (ml.serving.backends: torch, torch-bf16, onnx)."""
     with transaction.atomic():
         job = _locked_running(job_id, run_token)
         if job is None:
@@ -57,6 +58,7 @@ def complete_job(job_id: int, run_token: str, *, probability: float, positive: b
         job.probability, job.positive = probability, positive
         job.area_fraction, job.area_cm2 = area_fraction, area_cm2
         job.model_version, job.timings_ms = model_version, timings_ms
+        job.backend = backend[:32]
         job.review_first, job.findings = review_first, findings or {}
         job.mask.name, job.overlay.name = mask_name, overlay_name
         job.status = JobStatus.DONE
