@@ -2,6 +2,7 @@
 GUNICORN_BIND, WEB_CONCURRENCY, GUNICORN_TIMEOUT, FORWARDED_ALLOW_IPS."""
 
 import multiprocessing
+import tempfile
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
@@ -17,3 +18,9 @@ accesslog = "-"
 errorlog = "-"
 # Trust X-Forwarded-* only from the reverse proxy in front of us.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus: a scrape reaches one worker; prometheus_client's multiprocess mode (a folder the
+# workers write their counters to, read by the /metrics view) makes it count all of them. A
+# fresh folder per start unless the operator names one, since stale files would count twice.
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="triage-web-metrics-")

@@ -8,6 +8,7 @@ from django.views.generic import RedirectView
 
 from webapp.accounts.forms import ThrottledAuthenticationForm
 from webapp.audit.views import audit_list
+from webapp.monitoring.views import metrics
 
 admin.site.site_header = "Pneumothorax Triage administration"
 
@@ -34,6 +35,7 @@ urlpatterns = [
     path("cases/", include("webapp.reviews.urls")),  # .../images/<image>/review/ (issue 11)
     path("audit/", audit_list, name="audit"),
     path("api/", include("webapp.api.urls")),  # REST API v1, OpenAPI schema and docs
+    path("metrics", metrics, name="metrics"),  # Prometheus; a bearer token, no login (issue 15)
     path(settings.ADMIN_URL, admin.site.urls),
 ]
 
