@@ -16,7 +16,8 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY requirements/ requirements/
-RUN pip install -r requirements/${REQUIREMENTS}.txt
+RUN pip install -r requirements/${REQUIREMENTS}.txt \
+    && pip install --no-deps -r requirements/no-deps.txt
 
 COPY manage.py pyproject.toml ./
 COPY webapp/ webapp/

@@ -12,4 +12,7 @@ ensure_venv() {
     fi
     echo "==> installing $requirements into .venv"
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
+    # Packages whose declared pins conflict with ours but which work with them (see the file).
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+        -r requirements/no-deps.txt
 }

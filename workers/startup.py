@@ -7,6 +7,15 @@ import sys
 
 from celery.signals import celeryd_after_setup, worker_process_init
 
+from workers import metrics  # noqa: F401  (job histograms on WORKER_METRICS_PORT; off by default)
+
+try:
+    from workers import batching  # noqa: F401  (its consumer step batches the gpu queue's jobs)
+except ModuleNotFoundError as missing:  # celery-batches: said at start-up, jobs run one by one
+    if missing.name != "celery_batches":
+        raise
+    batching = None
+
 log = logging.getLogger(__name__)
 
 GPU_QUEUE = "gpu"
@@ -39,6 +48,8 @@ def check_model_and_choose_queues(sender, instance, conf, **kwargs):
     if consuming_everything and GPU_QUEUE in selected and not cuda_available():
         queues.deselect(GPU_QUEUE)
     log.info("worker %s consumes queues: %s", sender, ", ".join(sorted(queues.consume_from)))
+    if GPU_QUEUE in queues.consume_from and batching is None:
+        log.warning("celery-batches is not installed: the gpu queue's jobs run one at a time")
 
 
 def register_served_model() -> None:

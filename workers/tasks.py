@@ -1,10 +1,20 @@
 """Thin tasks: ids in, a service call, nothing else. Delivery guarantees (acks_late, reject on
 worker lost, prefetch 1, time limits) come from settings; idempotence comes from the guarded
-state transitions in webapp.cases.services.jobs."""
+state transitions in webapp.cases.services.jobs. A worker on the gpu queue runs analyse_image's
+messages in batches (analyse_images_batch; how it acknowledges them: workers.batching)."""
+
+import logging
 
 from django.db import DatabaseError
 
 from workers.celery_app import app
+
+try:
+    from workers import batching  # celery-batches: the gpu queue's batches (issue 15)
+except ModuleNotFoundError as missing:  # without it a gpu worker runs its jobs one at a time
+    if missing.name != "celery_batches":  # (workers.startup says so at start-up)
+        raise
+    batching = None
 
 
 @app.task(name="workers.tasks.analyse_image", bind=True, acks_late=True,
@@ -23,6 +33,40 @@ def analyse_image(self, job_pk: int) -> str:
 
         schedule_delivery_for_job(job_pk)
     return outcome
+
+
+def _schedule_deliveries(outcomes: dict) -> None:
+    from webapp.pacs.services.delivery import schedule_delivery_for_job
+
+    for job_pk, outcome in outcomes.items():
+        if outcome not in ("done", "failed"):
+            continue
+        try:
+            schedule_delivery_for_job(job_pk)
+        except DatabaseError:  # the results are stored; one case's delivery must not stop the rest
+            logging.getLogger(__name__).warning("job %s: could not schedule its PACS delivery "
+                                                "(database unavailable)", job_pk)
+
+
+if batching is not None:
+    @app.task(name=batching.BATCH_TASK, base=batching.AcksLateBatches, bind=True,
+              acks_late=True, reject_on_worker_lost=True)
+    def analyse_images_batch(self, requests) -> dict:
+        # The gpu queue's jobs, several at a time (workers.batching): ``requests`` are
+        # celery-batches' SimpleRequests, each the message of one job (analyse_image's, routed
+        # here, or this task's own), job id only. Acknowledged once this returns.
+        from webapp.cases.services.pipeline import analyse_jobs
+        from workers.model import get_predictor
+
+        job_ids = [job_id for job_id in map(batching.job_id_of, requests) if job_id is not None]
+        worker = next((r.hostname for r in requests if r.hostname), "")
+        try:
+            outcomes = analyse_jobs(job_ids, get_predictor(), worker=worker)
+        except DatabaseError:
+            batching.send_again_later(requests, analyse_image.max_retries)
+            return {}
+        _schedule_deliveries(outcomes)
+        return outcomes
 
 
 @app.task(name="workers.tasks.deliver_results", bind=True, acks_late=True,

@@ -15,7 +15,13 @@ attempt counted, run token set) and its file read and checked, nothing is stored
 How: a ``task_prerun`` handler notes, for each ``analyse_image`` task, the display name of its
 job's image (the task carries the job id only, ``job_pk``), and the predictor that
 ``workers.model.get_predictor`` hands to the task is wrapped so that its ``predict`` meets the
-fault first."""
+fault first.
+
+The batch task (``analyse_images_batch``, a gpu worker's) meets the same faults: while it runs,
+the pipeline's ``claim_job`` notes the display name of each job it claims; the batch's forward
+pass (``predict_batch``) meets the first fault among the jobs claimed for it (so a batch with a
+``fault-slow`` image sleeps once, after every claim and before any result is stored), and a job
+run alone in the batch (``predict``) meets its own."""
 
 from __future__ import annotations
 
@@ -31,10 +37,13 @@ from workers import app
 __all__ = ["app"]
 
 TASK = "workers.tasks.analyse_image"
+BATCH_TASK = "workers.tasks.analyse_images_batch"
 ENABLED = os.environ.get("TRIAGE_TEST_FAULTS", "0").lower() in ("1", "true", "yes", "on")
 SLOW_S = float(os.environ.get("TRIAGE_TEST_SLOW_S", "5"))
 
 _current_name: str | None = None  # the image of the task this (pool) process runs now
+_in_batch = False  # the task running now is the batch task
+_batch_names: list[str] = []  # images claimed by the batch since its last prediction
 
 
 def inject_fault(name: str | None) -> None:
@@ -59,8 +68,32 @@ def _image_name(job_pk) -> str | None:
         return None
 
 
+def _noting_claims(claim_job):
+    def claim_and_note(job_id, worker=""):
+        global _current_name
+        job = claim_job(job_id, worker)
+        if job is not None and _in_batch:
+            _current_name = job.image.original_name
+            _batch_names.append(_current_name)
+        return job
+    claim_and_note.noting = True
+    return claim_and_note
+
+
+def remember_batch():
+    global _in_batch, _current_name
+    from webapp.cases.services import pipeline  # Django is set up by now (not at import)
+
+    if not getattr(pipeline.claim_job, "noting", False):
+        pipeline.claim_job = _noting_claims(pipeline.claim_job)
+    _in_batch, _current_name = True, None
+    _batch_names.clear()
+
+
 def remember_job(sender=None, task=None, args=None, kwargs=None, **_):
     global _current_name
+    if getattr(task, "name", None) == BATCH_TASK:
+        return remember_batch()
     if getattr(task, "name", None) != TASK:
         return
     # Sent as kwargs={"job_pk": id}; older messages carry it by position (workers.tasks).
@@ -69,8 +102,9 @@ def remember_job(sender=None, task=None, args=None, kwargs=None, **_):
 
 
 def forget_job(**_):
-    global _current_name
-    _current_name = None
+    global _current_name, _in_batch
+    _current_name, _in_batch = None, False
+    _batch_names.clear()
 
 
 class FaultyPredictor:
@@ -83,8 +117,15 @@ class FaultyPredictor:
         return getattr(self._predictor, name)
 
     def predict(self, xray):
+        _batch_names.clear()
         inject_fault(_current_name)
         return self._predictor.predict(xray)
+
+    def predict_batch(self, xrays):
+        names = list(_batch_names)
+        _batch_names.clear()
+        inject_fault(next((n for n in names if n and n.startswith("fault-")), None))
+        return self._predictor.predict_batch(xrays)
 
 
 _product_get_predictor = workers.model.get_predictor

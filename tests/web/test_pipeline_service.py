@@ -39,6 +39,23 @@ def test_done_job_stores_probability_mask_overlay_and_timings(owner, stub_predic
     assert (inside[..., 0] > inside[..., 1]).mean() > 0.9
 
 
+def test_the_job_records_the_backend_that_ran_the_network(owner, stub_predictor):
+    """prediction.backend (ml.serving.backends) is stored with the result; a stand-in predictor
+    without one stores nothing."""
+    class OnnxPredictor:
+        def predict(self, xray):
+            prediction = stub_predictor.predict(xray)
+            prediction.backend = "onnx"
+            return prediction
+
+    job = JobFactory(owner=owner)
+    assert analyse_job(job.pk, OnnxPredictor()) == "done"
+    assert Job.objects.get(pk=job.pk).backend == "onnx"
+    other = JobFactory(owner=owner)
+    assert analyse_job(other.pk, stub_predictor) == "done"
+    assert Job.objects.get(pk=other.pk).backend == ""
+
+
 def test_running_twice_gives_one_result(owner, stub_predictor):
     job = JobFactory(owner=owner)
     assert analyse_job(job.pk, stub_predictor) == "done"
