@@ -42,9 +42,12 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.api",
+    "django_prometheus",  # request metrics (its middleware, first and last below; issue 15)
 ]
 
 MIDDLEWARE = [
+    # First and last: the request latency it measures spans every other middleware.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Database unreachable: a 503 page instead of a 500 (issue 5; also handler500 in urls).
     "webapp.middleware.DatabaseUnavailableMiddleware",
@@ -57,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -183,9 +187,18 @@ PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
 # Which queue the web sends inference jobs to: "cpu", or "gpu" where GPU workers run.
 INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None
+# How the worker runs the network (ml.serving.backends): torch (eager fp32), torch-bf16, onnx, or
+# auto = default_backend(), the fastest this machine supports. Each job records the one it ran on.
+INFERENCE_BACKEND = env("INFERENCE_BACKEND", default="auto")
 INFERENCE_MAX_ATTEMPTS = env.int("INFERENCE_MAX_ATTEMPTS", default=3)
 # Unset: as the model file's operating point was chosen (with or without flip TTA).
 INFERENCE_FLIP_TTA = env.bool("INFERENCE_FLIP_TTA") if env.str("INFERENCE_FLIP_TTA", default="") else None
+# A worker consuming the "gpu" queue batches its jobs (workers.tasks.analyse_images_batch): up
+# to GPU_BATCH_SIZE images in one forward pass, the first waiting at most GPU_BATCH_WAIT_MS for
+# others (so one image alone still goes at once). The worker's prefetch is raised to the batch
+# size; every message stays unacknowledged until its batch's results are written. 1: no batching.
+GPU_BATCH_SIZE = env.int("GPU_BATCH_SIZE", default=16)
+GPU_BATCH_WAIT_MS = env.int("GPU_BATCH_WAIT_MS", default=50)
 # The reconciler (manage.py reconcile_jobs --every 60; webapp.cases.services.reconcile) sends
 # again jobs queued longer than this after their last dispatch, and running jobs whose run
 # started longer ago than the hard time limit + grace (issue 5).
@@ -213,6 +226,20 @@ DICOM_NETWORK_TIMEOUT_S = env.int("DICOM_NETWORK_TIMEOUT_S", default=30)
 DICOM_DELIVERY_MAX_RETRIES = env.int("DICOM_DELIVERY_MAX_RETRIES", default=10)
 DICOM_DELIVERY_BACKOFF_S = env.float("DICOM_DELIVERY_BACKOFF_S", default=5)
 DICOM_DELIVERY_BACKOFF_MAX_S = env.float("DICOM_DELIVERY_BACKOFF_MAX_S", default=600)
+
+# --- Metrics for Prometheus (webapp.monitoring, workers.metrics; deploy/README.md "Metrics") ----
+# GET /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; with no token set it refuses
+# every request (nothing is exposed by default). METRICS_ALLOWED_NETWORKS (CIDRs, optional) also
+# limits the direct peer's address: useful when Prometheus scrapes gunicorn itself, not through
+# the proxy (behind nginx every request comes from the proxy's address).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Prometheus scrapes gunicorn over plain HTTP on the internal network (as nginx itself does):
+# no redirect to HTTPS for this one path in production.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+# A worker serves its job histograms on this port (prometheus_client); 0: off.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_ADDRESS = env("WORKER_METRICS_ADDRESS", default="0.0.0.0")
 
 LOGGING = {
     "version": 1,
