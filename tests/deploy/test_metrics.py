@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.connections import process_environment
 from tests.support.data import ARTIFACTS, REPO, subset_image
+from tests.support.pages import upload_through_page
 from tests.support.factories import CaseFactory
 from tests.support.processes import CeleryWorker, free_port
 from tests.support.stubs import StubPredictor
@@ -201,10 +202,7 @@ def test_a_real_worker_serves_its_job_histograms_after_a_real_upload(settings, l
 
         client = login(owner)
         path = subset_image("dcm")
-        response = client.post(reverse("cases:upload"),
-                               {"images": [SimpleUploadedFile(path.name, path.read_bytes())]})
-        assert response.status_code == 302
-        case_id = response["Location"].rstrip("/").rsplit("/", 1)[-1]
+        case_id = upload_through_page(client, [SimpleUploadedFile(path.name, path.read_bytes())])
         payload = wait_for_case(client, case_id)
         assert payload["status"] == "done", payload["images"][0]["error"]
 

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.urls import reverse
 
 from tests.support.data import subset_image
+from tests.support.pages import upload_through_page
 from tests.support.factories import CaseFactory
 from webapp.cases.models import Job, JobStatus, ModelVersion
 from webapp.cases.storage import private_storage
@@ -21,10 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.django_db(transacti
 def test_uploaded_xray_is_analysed_by_the_worker(celery_worker_process, login, owner, wait_for_case):
     client = login(owner)
     path = subset_image("dcm")
-    response = client.post(reverse("cases:upload"),
-                           {"images": [SimpleUploadedFile(path.name, path.read_bytes())]})
-    assert response.status_code == 302
-    case_id = response["Location"].rstrip("/").rsplit("/", 1)[-1]
+    case_id = upload_through_page(client, [SimpleUploadedFile(path.name, path.read_bytes())])
 
     payload = wait_for_case(client, case_id)
     image = payload["images"][0]

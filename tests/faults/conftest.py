@@ -1,8 +1,8 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.urls import reverse
 
 from tests.support.data import subset_image
+from tests.support.pages import upload_through_page
 
 
 @pytest.fixture
@@ -16,9 +16,7 @@ def upload(login, owner):
     def post(*names, extension="png"):
         data = subset_image(extension).read_bytes()
         files = [SimpleUploadedFile(name, data) for name in names]
-        response = client.post(reverse("cases:upload"), {"images": files})
-        assert response.status_code == 302, response.content[:2000]
-        case_id = response["Location"].rstrip("/").rsplit("/", 1)[-1]
+        case_id = upload_through_page(client, files)
         return list(Job.objects.filter(image__case_id=case_id).order_by("image__position")
                     .values_list("pk", flat=True))
     return post
