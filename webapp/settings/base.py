@@ -8,15 +8,7 @@ fresh machine runs web + a separate worker process with nothing else installed.
 
 from pathlib import Path
 
-import environ
-
-BASE_DIR = Path(__file__).resolve().parents[2]
-VAR_DIR = BASE_DIR / "var"
-
-env = environ.Env()
-# An optional .env file next to manage.py (never committed) for local overrides.
-if (BASE_DIR / ".env").is_file():
-    env.read_env(str(BASE_DIR / ".env"))
+from ._environment import BASE_DIR, VAR_DIR, env  # noqa: F401  (re-exported to the environments)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
@@ -93,6 +85,10 @@ def configure_database(database: dict) -> dict:
     wait its turn instead of failing."""
     database["ATOMIC_REQUESTS"] = True
     if database["ENGINE"] == "django.db.backends.sqlite3":
+        # The embedded default's folder (var/) must exist before the first connection, or a
+        # fresh clone's bare `manage.py migrate` fails with "unable to open database file".
+        if database["NAME"] and not str(database["NAME"]).startswith((":memory:", "file:")):
+            Path(database["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         options = database.setdefault("OPTIONS", {})
         options.setdefault("timeout", env.int("SQLITE_BUSY_TIMEOUT_S", default=30))
         options.setdefault("transaction_mode", "IMMEDIATE")
@@ -144,103 +140,6 @@ ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
 # Behind a reverse proxy that sets X-Forwarded-For, audit rows record the client, not the proxy.
 AUDIT_TRUST_X_FORWARDED_FOR = env.bool("AUDIT_TRUST_X_FORWARDED_FOR", default=False)
 
-# --- Celery (read by webapp.celery_app with namespace CELERY) ---------------------------------
-def broker_transport_options(broker_url: str) -> dict:
-    if broker_url.startswith("filesystem://"):
-        # Only named here: webapp.celery_app.ensure_broker_folders creates them when the Celery
-        # app's configuration is loaded (settings have no side effects at import).
-        folder = Path(env("CELERY_BROKER_DIR", default=str(VAR_DIR / "broker")))
-        # This transport never hands a consumed message back: a whole-worker crash loses it,
-        # and the worker's restart (workers.startup) or the reconciler sends the job again.
-        return {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "processed_folder": str(folder / "processed"),
-            "control_folder": str(folder / "control"),
-            "store_processed": False,
-            "polling_interval": 0.2,
-        }
-    # Must exceed the hard time limit, or Redis redelivers a job that is still running. A job
-    # whose whole worker died is sent again by that worker's restart or by the reconciler, long
-    # before this hour is up.
-    return {"visibility_timeout": 3600}
-
-
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="filesystem://localhost/")
-CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
-CELERY_TASK_IGNORE_RESULT = True  # results live in the database, not in a result backend
-CELERY_TASK_ACKS_LATE = True  # a job is acknowledged only once it has finished...
-CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...and delivered again if its worker dies mid-job
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not sit on queued jobs
-CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=1)  # one model per process
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("INFERENCE_SOFT_TIME_LIMIT", default=120)
-CELERY_TASK_TIME_LIMIT = env.int("INFERENCE_HARD_TIME_LIMIT", default=150)
-# Loading torch and the model in a fresh pool process takes seconds on a busy machine.
-CELERY_WORKER_PROC_ALIVE_TIMEOUT = 120
-CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-
-# The model file the worker serves (read by workers.model; ml.serving.inference has the same default).
-PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
-                          or BASE_DIR / "ml" / "weights" / "pneumothorax-unet.safetensors")
-# Which queue the web sends inference jobs to: "cpu", or "gpu" where GPU workers run.
-INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
-INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None
-# How the worker runs the network (ml.serving.backends): torch (eager fp32), torch-bf16, onnx, or
-# auto = default_backend(), the fastest this machine supports. Each job records the one it ran on.
-INFERENCE_BACKEND = env("INFERENCE_BACKEND", default="auto")
-INFERENCE_MAX_ATTEMPTS = env.int("INFERENCE_MAX_ATTEMPTS", default=3)
-# Unset: as the model file's operating point was chosen (with or without flip TTA).
-INFERENCE_FLIP_TTA = env.bool("INFERENCE_FLIP_TTA") if env.str("INFERENCE_FLIP_TTA", default="") else None
-# A worker consuming the "gpu" queue batches its jobs (workers.tasks.analyse_images_batch): up
-# to GPU_BATCH_SIZE images in one forward pass, the first waiting at most GPU_BATCH_WAIT_MS for
-# others (so one image alone still goes at once). The worker's prefetch is raised to the batch
-# size; every message stays unacknowledged until its batch's results are written. 1: no batching.
-GPU_BATCH_SIZE = env.int("GPU_BATCH_SIZE", default=16)
-GPU_BATCH_WAIT_MS = env.int("GPU_BATCH_WAIT_MS", default=50)
-# The reconciler (manage.py reconcile_jobs --every 60; webapp.cases.services.reconcile) sends
-# again jobs queued longer than this after their last dispatch, and running jobs whose run
-# started longer ago than the hard time limit + grace (issue 5).
-RECONCILE_QUEUED_AFTER_S = env.int("RECONCILE_QUEUED_AFTER_S", default=300)
-RECONCILE_RUNNING_GRACE_S = env.int("RECONCILE_RUNNING_GRACE_S", default=60)
-# De-identify DICOM headers on ingest (PS3.15 basic profile; webapp.cases.services.deidentify).
-DICOM_DEIDENTIFY_ON_STORE = env.bool("DICOM_DEIDENTIFY_ON_STORE", default=True)
-
-# --- The DICOM door (webapp.pacs, issue 12) -----------------------------------------------------
-# The listener (manage.py dicom_listener): its AE title, address and port; TLS when a certificate
-# and key are given (mutual TLS, the node's certificate checked, when a CA file is given too).
-DICOM_AE_TITLE = env("DICOM_AE_TITLE", default="TRIAGE")
-DICOM_BIND_ADDRESS = env("DICOM_BIND_ADDRESS", default="0.0.0.0")
-DICOM_PORT = env.int("DICOM_PORT", default=11112)
-DICOM_TLS_CERT = env("DICOM_TLS_CERT", default="")
-DICOM_TLS_KEY = env("DICOM_TLS_KEY", default="")
-DICOM_TLS_CA = env("DICOM_TLS_CA", default="")
-# Instances of one study from one node join one case while they arrive within this many seconds
-# of each other and before its results have gone out.
-DICOM_STUDY_WINDOW_S = env.int("DICOM_STUDY_WINDOW_S", default=120)
-# Results to the PACS: the Celery queue of the sender, network timeouts, and how long to keep
-# trying while the PACS is down (exponential backoff, capped; then failed, an admin retries).
-DICOM_QUEUE = env("DICOM_QUEUE", default="dicom")
-DICOM_NETWORK_TIMEOUT_S = env.int("DICOM_NETWORK_TIMEOUT_S", default=30)
-DICOM_DELIVERY_MAX_RETRIES = env.int("DICOM_DELIVERY_MAX_RETRIES", default=10)
-DICOM_DELIVERY_BACKOFF_S = env.float("DICOM_DELIVERY_BACKOFF_S", default=5)
-DICOM_DELIVERY_BACKOFF_MAX_S = env.float("DICOM_DELIVERY_BACKOFF_MAX_S", default=600)
-
-# --- Metrics for Prometheus (webapp.monitoring, workers.metrics; deploy/README.md "Metrics") ----
-# GET /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; with no token set it refuses
-# every request (nothing is exposed by default). METRICS_ALLOWED_NETWORKS (CIDRs, optional) also
-# limits the direct peer's address: useful when Prometheus scrapes gunicorn itself, not through
-# the proxy (behind nginx every request comes from the proxy's address).
-METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
-# Prometheus scrapes gunicorn over plain HTTP on the internal network (as nginx itself does):
-# no redirect to HTTPS for this one path in production.
-SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
-# A worker serves its job histograms on this port (prometheus_client); 0: off.
-WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
-WORKER_METRICS_ADDRESS = env("WORKER_METRICS_ADDRESS", default="0.0.0.0")
-
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -250,41 +149,8 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
-# --- REST API (webapp.api, issue 4) -----------------------------------------------------------
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",  # Authorization: Token <key>
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["webapp.api.throttling.PerUserThrottle"],
-    "DEFAULT_PAGINATION_CLASS": "webapp.api.pagination.CasePagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
-    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
-}
-# Per user (per client address when anonymous), counted in Redis when the broker is Redis so that
-# every web process shares the count; a plain "N/second|minute|hour|day".
-API_THROTTLE_RATES = {
-    "user": env("API_THROTTLE_USER", default="1200/minute"),
-    "anon": env("API_THROTTLE_ANON", default="60/minute"),
-}
-API_THROTTLE_CACHE_URL = env(
-    "API_THROTTLE_CACHE_URL",
-    default=CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "locmemcache://api-throttle")
-SPECTACULAR_SETTINGS = {
-    "TITLE": "Pneumothorax Triage API",
-    "DESCRIPTION": "Submit chest X-rays in bulk and read the results (decision support: every "
-                   "result is for a clinician to review). Authenticate with `Authorization: Token <key>`.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    # Login everywhere (issue 5): the schema holds no patient data, but a hospital's API
-    # surface is for its own users; a client gets it with its token.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    "SWAGGER_UI_DIST": "SIDECAR",  # served from drf-spectacular-sidecar: no CDN
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-    "SCHEMA_PATH_PREFIX": r"/api/v1",
-}
-
+# The rest, by subject, in modules of their own.
+from ._jobs import *  # noqa: E402,F401,F403
+from ._jobs import broker_transport_options  # noqa: E402,F401  (used by the environments)
+from ._integration import *  # noqa: E402,F401,F403
+from ._api import *  # noqa: E402,F401,F403
