@@ -3,6 +3,9 @@ dicts by webapp.api.payloads (from the pipeline's status services) and passed th
 serializers, so the OpenAPI schema and what is served are the same thing; requests are validated
 by the serializer that the schema documents them with."""
 
+from datetime import datetime
+
+from django.utils import timezone
 from rest_framework import serializers
 
 from webapp.api import batches
@@ -153,13 +156,30 @@ class CaseCreateSerializer(serializers.Serializer):
             order = {"client_reference": 0, "batch": 1, "team": 2, "images": 3}
             raise serializers.ValidationError(
                 dict(sorted(exc.detail.items(), key=lambda item: order.get(item[0], 4)))) from exc
+class BoundDateTimeField(serializers.DateTimeField):
+    """A date bound of a filter. DRF converts and checks a datetime in UTC, which overflows
+    (an OverflowError, a 500) on year 1's first or year 9999's last day in a zone off UTC: such
+    a bound is kept as given, and ``worklist.filter_cases`` clamps it to the calendar's end (the
+    same cases: no bound), as the worklist page does with its dates."""
+
+    def enforce_timezone(self, value):
+        try:
+            return super().enforce_timezone(value)
+        except (OverflowError, serializers.ValidationError):
+            if value.year not in (datetime.min.year, datetime.max.year):
+                raise
+            zone = getattr(self, "timezone", None) or self.default_timezone()
+            return value if zone is None or timezone.is_aware(value) else \
+                timezone.make_aware(value, zone)
+
+
 
 
 class CaseFilterSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=STATUS_CHOICES, required=False)
     positive = serializers.BooleanField(required=False, allow_null=True, default=None)
-    created_after = serializers.DateTimeField(required=False)
-    created_before = serializers.DateTimeField(required=False)
+    created_after = BoundDateTimeField(required=False)
+    created_before = BoundDateTimeField(required=False)
     batch = serializers.UUIDField(required=False)
     client_reference = serializers.CharField(required=False, max_length=200)
     q = serializers.CharField(required=False, max_length=200,

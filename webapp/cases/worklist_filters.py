@@ -1,6 +1,6 @@
 """The worklist's filters: a form over the GET parameters of the case list and its JSON."""
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django import forms
 from django.utils import timezone
@@ -32,12 +32,14 @@ class WorklistFilterForm(forms.Form):
             return {}
         data = self.cleaned_data
         result, before = data.get("result"), data.get("created_before")
+        # A date "until" means the whole of that day; until the last day a date can hold
+        # (9999-12-31) is no bound at all, rather than a day past the calendar's end.
+        until = _start_of(before + timedelta(days=1)) if before and before < date.max else None
         return {
             "q": data.get("q"), "status": data.get("status") or None,
             "positive": {"positive": True, "negative": False}.get(result),
             "review_first": result == "review_first",
             "reviewed": {"yes": True, "no": False}.get(data.get("reviewed")),
             "created_after": _start_of(data.get("created_after")),
-            # A date "until" means the whole of that day.
-            "created_before": _start_of(before + timedelta(days=1)) if before else None,
+            "created_before": until,
         }

@@ -19,6 +19,9 @@ form of ``webapp.cases.services.status``, so they agree with the status the payl
 
 from __future__ import annotations
 
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
 from django.db import models as db
 from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Value, When
 
@@ -77,9 +80,9 @@ def filter_cases(cases: QuerySet, params: dict) -> QuerySet:
     if params.get("client_reference"):
         cases = cases.filter(client_reference=params["client_reference"])
     if params.get("created_after"):
-        cases = cases.filter(created_at__gte=params["created_after"])
+        cases = cases.filter(created_at__gte=_in_utc(params["created_after"]))
     if params.get("created_before"):
-        cases = cases.filter(created_at__lt=params["created_before"])
+        cases = cases.filter(created_at__lt=_in_utc(params["created_before"]))
     if params.get("q"):
         # The reference a client gave, or an image's file name: what a clinician remembers.
         text = params["q"]
@@ -95,6 +98,18 @@ def filter_cases(cases: QuerySet, params: dict) -> QuerySet:
         if positive is not None:
             cases = status.filter_positive(cases, positive)
     return cases
+
+
+def _in_utc(moment: datetime) -> datetime:
+    """A date bound in UTC, as the database compares it. A bound on year 1's first or year
+    9999's last day in a zone off UTC lies beyond what a datetime holds once in UTC: it is
+    clamped to the earliest or latest datetime, which selects exactly the same cases (none was
+    created beyond them), rather than overflowing into a 500."""
+    try:
+        return moment.astimezone(dt_timezone.utc)
+    except OverflowError:
+        return (datetime.max if moment.year == datetime.max.year else datetime.min).replace(
+            tzinfo=dt_timezone.utc)
 
 
 def with_images(cases: QuerySet) -> QuerySet:
