@@ -11,7 +11,7 @@ from rest_framework import serializers
 from webapp.api import batches
 from webapp.api.models import Batch
 from webapp.cases.models import JobStatus
-from webapp.cases.services import teams, worklist
+from webapp.cases.services import teams, text, worklist
 from webapp.cases.services.submission import REFERENCE_MAX_LENGTH
 
 STATUS_CHOICES = [s.value for s in JobStatus]
@@ -89,18 +89,15 @@ class CaseSerializer(serializers.Serializer):
     images = ImageSerializer(many=True)
 
 
-def _has_control_characters(value: str) -> bool:
-    return any(ord(ch) < 32 or ord(ch) == 127 for ch in value)
-
-
 class PrintableCharField(serializers.CharField):
-    """Text without control characters, stripped once valid. They are checked before the
-    length and before DRF's own null-character check, so that one message (``invalid``) says
-    what is wrong with either."""
+    """Text without control or bidirectional-text control characters (the upload page's check,
+    ``services.text``), stripped once valid. They are checked before the length and before
+    DRF's own null-character check, so that one message says what is wrong."""
 
     def to_internal_value(self, data):
-        if not isinstance(data, str) or _has_control_characters(data):
+        if not isinstance(data, str):
             self.fail("invalid")
+        text.validate_name_text(data)  # a Django ValidationError: the serializer reports it
         return data
 
     def run_validation(self, data=serializers.empty):
@@ -156,6 +153,8 @@ class CaseCreateSerializer(serializers.Serializer):
             order = {"client_reference": 0, "batch": 1, "team": 2, "images": 3}
             raise serializers.ValidationError(
                 dict(sorted(exc.detail.items(), key=lambda item: order.get(item[0], 4)))) from exc
+
+
 class BoundDateTimeField(serializers.DateTimeField):
     """A date bound of a filter. DRF converts and checks a datetime in UTC, which overflows
     (an OverflowError, a 500) on year 1's first or year 9999's last day in a zone off UTC: such
@@ -171,8 +170,6 @@ class BoundDateTimeField(serializers.DateTimeField):
             zone = getattr(self, "timezone", None) or self.default_timezone()
             return value if zone is None or timezone.is_aware(value) else \
                 timezone.make_aware(value, zone)
-
-
 
 
 class CaseFilterSerializer(serializers.Serializer):
@@ -218,8 +215,7 @@ class BatchCreateSerializer(serializers.Serializer):
                                               max_value=1_000_000)
 
     def validate_label(self, value):
-        if _has_control_characters(value):
-            raise serializers.ValidationError("Control characters are not allowed.")
+        text.validate_name_text(value)
         return value.strip()
 
     def create(self, validated_data):

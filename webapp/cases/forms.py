@@ -1,7 +1,9 @@
 from django import forms
 from django.conf import settings
 
+from webapp.cases.services.submission import REFERENCE_MAX_LENGTH
 from webapp.cases.services.teams import TeamRefused, submission_team, user_teams
+from webapp.cases.services.text import validate_name_text
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -29,7 +31,10 @@ class UploadForm(forms.Form):
     name, as the API's does, and cleans to a Team (None: the default, services.teams)."""
 
     images = MultipleFileField(label="Chest X-rays (DICOM, PNG or JPEG)")
-    client_reference = forms.CharField(label="Your reference (optional)", max_length=200, required=False)
+    # Checked as sent (strip=False), then stripped in clean_client_reference: the API's order.
+    client_reference = forms.CharField(label="Your reference (optional)", required=False,
+                                       max_length=REFERENCE_MAX_LENGTH, strip=False,
+                                       validators=[validate_name_text])
     team = forms.CharField(label="Team (its members see the case)", required=False, max_length=100,
                            widget=forms.HiddenInput)
 
@@ -40,6 +45,9 @@ class UploadForm(forms.Form):
         if len(teams) > 1:
             self.fields["team"].widget = forms.Select(choices=[(t.pk, t.name) for t in teams])
             self.fields["team"].initial = teams[0].pk  # the default: the first by name
+
+    def clean_client_reference(self):
+        return self.cleaned_data["client_reference"].strip()
 
     def clean_team(self):
         choice = self.cleaned_data["team"]
