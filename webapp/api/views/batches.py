@@ -6,7 +6,6 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from webapp.api import batches, idempotency
@@ -18,8 +17,6 @@ from webapp.audit.models import Action
 
 
 class BatchListCreate(ApiView):
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
-
     @extend_schema(operation_id="batches_list",
                    parameters=[OpenApiParameter("page", int), OpenApiParameter("page_size", int)],
                    responses={200: BatchPageSerializer, **errors()})
