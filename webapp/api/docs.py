@@ -5,42 +5,41 @@ try to.
 - Scripts and styles come from drf-spectacular-sidecar (SPECTACULAR_SETTINGS SWAGGER_UI_DIST,
   SWAGGER_UI_FAVICON_HREF and REDOC_DIST = "SIDECAR"); the Redoc page uses its own template
   (api/redoc.html) because drf-spectacular's links Google Fonts.
-- Both pages answer with a Content-Security-Policy that allows this site only: the Redoc bundle
-  shows a logo from cdn.redoc.ly in its menu, which the browser then does not fetch.
+- No inline script: Swagger UI's start-up script is a second request to the same URL
+  (drf-spectacular's split view, ``?script=``), Redoc's is webapp/static/js/redoc-init.js, which
+  also keeps the Redoc bundle from asking cdn.redoc.ly for its logo.
+- Both pages answer with a Content-Security-Policy of their own (django-csp's ``csp`` decorator
+  replaces the site's, settings/_csp.py): the same, except that both UIs set styles inline and
+  Redoc runs its search in a blob: worker. None of these reach out.
 - They are browser pages: an anonymous visitor is sent to the login page (webapp.api.urls), like
   on every other page, not answered with a bare 401.
 """
 
-from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerView
+from csp.constants import NONE, SELF, UNSAFE_INLINE
+from csp.decorators import csp
+from django.utils.decorators import method_decorator
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
-# Same origin only. Inline scripts and styles: drf-spectacular's pages start the UI with an inline
-# script, and both UIs set styles inline; 'unsafe-eval' and blob: workers because their bundles
-# may build code at run time (Redoc runs its search in a blob: worker). None of these reach out.
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self' 'unsafe-inline' 'unsafe-eval' blob:",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "font-src 'self' data:",
-    "connect-src 'self'",
-    "worker-src 'self' blob:",
-    "object-src 'none'",
-    "base-uri 'self'",
-    "form-action 'self'",
-    "frame-ancestors 'self'",
-])
-
-
-class SameOriginOnly:
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-        return response
+DOCS_POLICY = {
+    "default-src": [SELF],
+    "script-src": [SELF],
+    "style-src": [SELF, UNSAFE_INLINE],
+    "img-src": [SELF, "data:", "blob:"],
+    "font-src": [SELF, "data:"],
+    "worker-src": [SELF, "blob:"],
+    "object-src": [NONE],
+    "base-uri": [SELF],
+    "form-action": [SELF],
+    "frame-ancestors": [NONE],
+}
+same_origin_only = method_decorator(csp(DOCS_POLICY), name="dispatch")
 
 
-class SwaggerDocsView(SameOriginOnly, SpectacularSwaggerView):
+@same_origin_only
+class SwaggerDocsView(SpectacularSwaggerSplitView):
     pass
 
 
-class RedocDocsView(SameOriginOnly, SpectacularRedocView):
+@same_origin_only
+class RedocDocsView(SpectacularRedocView):
     template_name = "api/redoc.html"

@@ -41,6 +41,8 @@ MIDDLEWARE = [
     # First and last: the request latency it measures spans every other middleware.
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response, error pages included (settings/_csp.py).
+    "csp.middleware.CSPMiddleware",
     # Database unreachable: a 503 page instead of a 500 (issue 5; also handler500 in urls).
     "webapp.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -156,3 +158,4 @@ from ._jobs import *  # noqa: E402,F401,F403
 from ._jobs import broker_transport_options  # noqa: E402,F401  (used by the environments)
 from ._integration import *  # noqa: E402,F401,F403
 from ._api import *  # noqa: E402,F401,F403
+from ._csp import *  # noqa: E402,F401,F403
