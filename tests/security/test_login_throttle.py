@@ -1,11 +1,15 @@
 """Failed-login throttling: after N failures for one name from one address, that name is
 locked from that address (even with the right password), with a clear message and an audit
-row; other addresses are not locked; the admin's log-in goes through the same check."""
+row; other addresses are not locked; an address with many failures over many names is slowed
+down, never locked out; the admin's log-in goes through the same checks."""
+
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
 
+from webapp.audit import services as audit
 from webapp.audit.models import Action, AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -41,11 +45,61 @@ def test_lockout_ends_when_failures_leave_the_window(owner, settings):
     assert attempt("10.7.7.7", "owner", PASSWORD).status_code == 302
 
 
-def test_address_spraying_many_names_is_locked(owner, settings):
+@pytest.fixture
+def later(monkeypatch):
+    """Move the throttle's clock ``seconds`` on, as if that long had passed (the audit log is
+    append-only: its rows cannot be aged instead)."""
+    from django.utils import timezone
+
+    real_now = timezone.now
+
+    def move(seconds):
+        monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=seconds))
+    return move
+
+
+def test_address_spraying_many_names_is_slowed_down_not_locked_out(owner, settings, later):
+    """Behind an untrusted proxy every user shares one address: spraying from it must not lock
+    out a user with the right password. Over the address limit each attempt waits a while
+    after the latest failure, then is checked as usual."""
     settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 4
     for name in ("a", "b", "c", "d"):
-        attempt("10.6.6.6", name, "wrong")
-    assert attempt("10.6.6.6", "owner", PASSWORD).status_code == 200
+        assert attempt("10.6.6.6", name, "wrong").status_code == 200
+    too_soon = attempt("10.6.6.6", "owner", PASSWORD)  # 1 s to wait after the 4th failure
+    assert too_soon.status_code == 200 and "_auth_user_id" not in too_soon.client.session
+    assert "Wait 1 seconds" in too_soon.content.decode()
+    row = AuditEvent.objects.filter(action=Action.LOGIN_LOCKED).get()
+    assert row.detail == {"username": "owner", "wait_s": 1} and row.client_address == "10.6.6.6"
+    assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 4  # not a failure
+
+    later(1)
+    assert attempt("10.6.6.6", "owner", PASSWORD).status_code == 302  # the right password: in
+
+
+@pytest.mark.parametrize("failures, wait", [(4, 1), (5, 2), (6, 4), (7, 8), (9, 10)])
+def test_address_wait_doubles_per_failure_up_to_its_cap(owner, settings, later, failures, wait):
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 4
+    settings.LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S = 10
+    for number in range(failures):  # failures just now (real attempts would have to wait)
+        audit.record(None, Action.LOGIN_FAILED, client_address="10.6.6.7",
+                     detail={"username": f"name{number}"})
+    assert f"Wait {wait} seconds" in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
+    later(wait - 1)
+    assert "Wait 1 seconds" in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
+    later(wait)
+    assert attempt("10.6.6.7", "owner", PASSWORD).status_code == 302
+
+
+def test_per_name_limit_still_locks_from_a_noisy_address(owner, settings, later):
+    settings.LOGIN_THROTTLE_FAILURES = 3
+    settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
+    for _ in range(3):
+        attempt("10.6.6.8", "owner", "wrong")
+    later(60)  # the address's wait long passed, the failures still in the window
+    locked = attempt("10.6.6.8", "owner", PASSWORD)
+    assert locked.status_code == 200 and "_auth_user_id" not in locked.client.session
+    assert "Too many failed log-in attempts. For your protection" in locked.content.decode()
+    assert attempt("10.6.6.9", "owner", PASSWORD).status_code == 302  # another address: in
 
 
 def test_admin_login_is_throttled_too(administrator, settings):
@@ -57,3 +111,5 @@ def test_admin_login_is_throttled_too(administrator, settings):
     response = client.post(url, {"username": "administrator", "password": PASSWORD})
     assert response.status_code == 200 and "_auth_user_id" not in client.session
     assert AuditEvent.objects.filter(action=Action.LOGIN_LOCKED).exists()
+    # The refusal is not also counted as a failure (it would lengthen the lock).
+    assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 2

@@ -20,6 +20,8 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed)
 def _login_failed(sender, credentials, request=None, **kwargs):
+    if getattr(request, "login_refused", False):  # the throttle refused it: a login_locked row
+        return  # already, and a refusal that counted as a failure would lengthen the lock
     # Never the password: only the name that was tried.
     audit.record(None, Action.LOGIN_FAILED, client_address=audit.client_address(request),
                  detail={"username": str(credentials.get("username", ""))[:150]})

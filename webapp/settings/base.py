@@ -115,6 +115,9 @@ AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.ThrottledModelBackend"]
 LOGIN_THROTTLE_FAILURES = env.int("LOGIN_THROTTLE_FAILURES", default=5)  # per name + address
 LOGIN_THROTTLE_ADDRESS_FAILURES = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=50)
 LOGIN_THROTTLE_WINDOW_S = env.int("LOGIN_THROTTLE_WINDOW_S", default=15 * 60)
+# An address over LOGIN_THROTTLE_ADDRESS_FAILURES is slowed down (a wait after each failure,
+# doubling up to this), never locked out: behind a proxy everyone may share one address.
+LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S = env.int("LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S", default=30)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
