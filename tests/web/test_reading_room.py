@@ -64,8 +64,23 @@ def test_api_image_carries_the_findings_fields(login, owner, done_case):
 
 def test_api_image_before_the_result_has_null_findings(login, owner, make_case):
     image = login(owner).get(f"/api/v1/cases/{make_case(owner).pk}/").json()["images"][0]
+    assert image["status"] == "queued"
+    # Not analysed yet: review_first is null (unknown), not false ("can wait").
     assert (image["side"], image["zones"], image["rim_depth_mm"], image["large"],
-            image["review_first"]) == (None, [], None, None, False)
+            image["review_first"]) == (None, [], None, None, None)
+    status = login(owner).get(reverse("cases:status", args=[image_case_id(image)])).json()
+    assert status["images"][0]["review_first"] is None
+
+
+def image_case_id(image):
+    return image["url"].split("/cases/")[1].split("/")[0]
+
+
+def test_schema_says_review_first_is_null_until_done(login, owner):
+    schema = login(owner).get("/api/schema/?format=json").json()
+    field = schema["components"]["schemas"]["Image"]["properties"]["review_first"]
+    assert field["nullable"] is True and field["type"] == "boolean"
+    assert "Null until the image is done" in field["description"]
 
 
 def test_printable_report(login, owner, other, done_case):

@@ -53,8 +53,9 @@ class ImageSerializer(serializers.Serializer):
                                           help_text="Widest point of the outlined air, mm; null without spacing.")
     large = serializers.BooleanField(allow_null=True,
                                      help_text="Rim depth >= 2 cm (BTS 2010); null without spacing or finding.")
-    review_first = serializers.BooleanField(
-        help_text="Positive, or above the model's high-sensitivity threshold: read this first.")
+    review_first = serializers.BooleanField(allow_null=True, help_text=(
+        "Positive, or above the model's high-sensitivity threshold: read this first. Null until "
+        "the image is done (queued, running or failed: not triaged yet)."))
     findings = FindingsSerializer()
     model_version = serializers.CharField(allow_blank=True)
     backend = serializers.CharField(allow_blank=True, help_text=(

@@ -4,14 +4,15 @@ The site's LoginRequiredMiddleware would send anonymous requests to the login pa
 and the schema, which programs read, authenticate themselves (token or session; 401/403 JSON
 otherwise), so they opt out of it. The two documentation pages are for browsers: an anonymous
 visitor is sent to the login page (302, with ?next=) like everywhere else on the site. (DRF marks
-its views login_not_required; Django's login_required around them puts the redirect back.)"""
+its views login_not_required; Django's login_required around them puts the redirect back.)
+/api/v1/ lists the endpoints; any other /api/ path answers JSON (views.root)."""
 
 from django.contrib.auth.decorators import login_not_required, login_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView
 
 from .docs import RedocDocsView, SwaggerDocsView
-from .views import batches, cases, dicomweb, files, reviews
+from .views import batches, cases, dicomweb, files, reviews, root
 
 
 def api(view_class):
@@ -24,6 +25,7 @@ def browser_page(view_class, **initkwargs):
 
 image = "cases/<uuid:case_id>/images/<uuid:image_id>/"
 v1 = [
+    path("", api(root.ApiRoot), name="root"),
     path("cases/", api(cases.CaseListCreate), name="case-list"),
     path("cases/<uuid:case_id>/", api(cases.CaseDetail), name="case-detail"),
     path(image, api(cases.ImageDetail), name="image-detail"),
@@ -51,4 +53,6 @@ urlpatterns = [
     path("schema/", api(SpectacularAPIView), name="schema"),
     path("docs/", browser_page(SwaggerDocsView, url_name="api:schema"), name="docs"),
     path("redoc/", browser_page(RedocDocsView, url_name="api:schema"), name="redoc"),
+    # Last: any other path under /api/ is a JSON 404 (401 anonymous), not the site's HTML page.
+    re_path(r"^.*$", api(root.UnknownPath), name="unknown"),
 ]

@@ -45,14 +45,15 @@ def job_summary(job: Job) -> dict:
 
 def findings_summary(job: Job) -> dict:
     """The findings in words (ml.serving.findings) as the API names them; nulls until done and
-    where nothing is outlined. ``review_first`` is false until the job is done."""
+    where nothing is outlined. ``review_first`` is null until the job is done (a queued, running
+    or failed image has not been triaged: neither "read first" nor "can wait")."""
     findings = job.findings or {}
     return {
         "side": findings.get("side"),
         "zones": list(findings.get("zones") or []),
         "rim_depth_mm": findings.get("rim_depth_mm"),
         "large": findings.get("large"),
-        "review_first": bool(job.review_first),
+        "review_first": bool(job.review_first) if job.status == JobStatus.DONE else None,
         "findings": findings,
     }
 
