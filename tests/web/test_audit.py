@@ -40,16 +40,19 @@ def test_upload_view_image_download_and_delete_are_audited(login, owner, upload_
     assert upload_row.object_type == "case" and upload_row.client_address == "10.1.2.3"
     assert upload_row.detail["images"][0]["format"] == "png"
 
-    client.get(case_url)
     image_id = upload_row.detail["images"][0]["id"]
     preview = reverse("cases:image_file", args=[case_id, image_id, "preview"])
-    client.get(preview)
+    client.get(preview)  # no case page viewed in this session yet: a row of its own
+    client.get(case_url)
+    client.get(preview)  # what the case page shows: part of that page's row
     client.get(preview + "?download=1")
     client.get(reverse("cases:image_file", args=[case_id, image_id, "original"]))
     client.post(reverse("cases:delete", args=[case_id]))
 
-    assert actions(owner) == [Action.LOGIN, Action.UPLOAD, Action.VIEW_CASE, Action.VIEW_IMAGE,
+    assert actions(owner) == [Action.LOGIN, Action.UPLOAD, Action.VIEW_IMAGE, Action.VIEW_CASE,
                               Action.DOWNLOAD, Action.DOWNLOAD, Action.DELETE]
+    viewed = AuditEvent.objects.get(user=owner, action=Action.VIEW_CASE)
+    assert viewed.detail == {"images": [{"id": image_id, "result": False}]}
     deleted = AuditEvent.objects.get(user=owner, action=Action.DELETE)
     assert deleted.object_id == case_id  # the trail outlives the case
 

@@ -5,3 +5,8 @@ class CasesConfig(AppConfig):
     name = "webapp.cases"
     label = "cases"
     verbose_name = "Cases and jobs"
+
+    def ready(self):
+        from webapp.cases import audit_links  # the models are loaded only now
+
+        audit_links.register()  # the audit page links its rows to cases and images

@@ -23,6 +23,7 @@ from webapp.cases.services.submission import submit_case
 from webapp.cases.services.uploads import UploadRejected
 
 IMAGE_KINDS = ("original", "preview", "mask", "overlay")  # the pages serve no DICOM results
+SHOWN_BY_THE_CASE_PAGE = ("preview", "mask", "overlay")  # fetched by the page itself
 
 
 @require_http_methods(["GET", "POST"])
@@ -107,20 +108,26 @@ def _case_context(request, case) -> dict:
     }
 
 
+def _render_case_page(request, case, template, **detail):
+    """One audit row per view of the case: the images it shows, and whether with a result.
+    The images the page then fetches write none of their own (``image_file``)."""
+    context = _case_context(request, case)
+    audit.record_page_view(request, Action.VIEW_CASE, case, detail={**detail, "images": [
+        {"id": str(image.pk), "result": image.job.status == JobStatus.DONE} for image in context["images"]]})
+    return render(request, template, context)
+
+
 @require_GET
 def case_detail(request, case_id):
     case = access.get_visible_case(request.user, case_id)
-    audit.record(request.user, Action.VIEW_CASE, case, audit.client_address(request))
-    return render(request, "cases/detail.html", _case_context(request, case))
+    return _render_case_page(request, case, "cases/detail.html")
 
 
 @require_GET
 def case_report(request, case_id):
     """One printable page: images, overlays, findings, model version, the reviewers' verdicts."""
     case = access.get_visible_case(request.user, case_id)
-    audit.record(request.user, Action.VIEW_CASE, case, audit.client_address(request),
-                 detail={"page": "report"})
-    return render(request, "cases/report.html", _case_context(request, case))
+    return _render_case_page(request, case, "cases/report.html", page="report")
 
 
 @require_GET
@@ -142,9 +149,13 @@ def image_file(request, case_id, image_id, kind):
     if kind not in IMAGE_KINDS:
         raise Http404
     image = access.get_visible_image(request.user, case_id, image_id)
+    # What the case page shows, fetched after that page's audit row in this session, is part of
+    # that access; anything else (the original, a download, a fetch no page view accounts for)
+    # writes its own row.
+    shown = kind in SHOWN_BY_THE_CASE_PAGE and audit.covered_by_page_view(request, case_id)
     try:
         return files.serve(request.user, image, kind, download=request.GET.get("download") == "1",
-                           client_address=audit.client_address(request))
+                           client_address=audit.client_address(request), audited=not shown)
     except files.NotAvailable as exc:
         raise Http404(str(exc)) from exc
 

@@ -139,13 +139,15 @@ def stored_file(image: CaseImage, kind: str) -> StoredFile:
 
 
 def serve(user, image: CaseImage, kind: str, *, download: bool, client_address: str | None,
-          detail: dict | None = None) -> FileResponse:
-    """The file as a response, after its audit row (``download`` or ``view_image``).
+          detail: dict | None = None, audited: bool = True) -> FileResponse:
+    """The file as a response, after its audit row (``download`` or ``view_image``); with
+    ``audited`` false, none: the case page's row already names this image (``cases.views``).
     Raises NotAvailable (no such file, or it is missing from storage)."""
     stored = stored_file(image, kind)
     download = download or kind in ALWAYS_DOWNLOADED
-    audit.record(user, Action.DOWNLOAD if download else Action.VIEW_IMAGE, image, client_address,
-                 detail={**(detail or {}), "kind": kind, "case": str(image.case_id)})
+    if audited or download:
+        audit.record(user, Action.DOWNLOAD if download else Action.VIEW_IMAGE, image, client_address,
+                     detail={**(detail or {}), "kind": kind, "case": str(image.case_id)})
     try:
         handle = private_storage.open(stored.name, "rb")
     except FileNotFoundError as exc:
