@@ -86,11 +86,12 @@ def model_summary() -> dict:
     from dataclasses import asdict
 
     from ml.core.checkpoint import read_info
+    from ml.core.model_card import held_out_figures
 
     info = read_info(model_path())
     return {"version": info.version, "encoder": info.encoder, "image_size": info.image_size,
             "operating_point": asdict(info.operating_point),
-            "test_figures": info.evaluation.get("test", {})}
+            "test_figures": held_out_figures(info)}
 
 
 def cuda_available() -> bool:

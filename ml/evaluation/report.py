@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ml.core.checkpoint import read_info, update_metadata
 from ml.core.decision import IMAGE_SCORES
+from ml.core.model_card import review_first_figures
 from ml.core.operating_point import CALIBRATION_GRID
 from ml.evaluation.calibration import search_image_scores
 from ml.evaluation.figures import figures, high_sensitivity_figures
@@ -104,7 +105,9 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     if args.set_operating_point:
         info.operating_point = point
-        info.evaluation = {"test": test_figures, "calibration_images": len(calibration_records),
+        # The review-first figures too: the model page shows both thresholds (ml.core.model_card).
+        info.evaluation = {"test": test_figures, "review_first": review_first_figures(high_sensitivity),
+                           "calibration_images": len(calibration_records),
                            "test_images": len(test_records), "flip_tta": args.flip_tta,
                            "layout": args.layout, "eval_limit": args.limit,
                            "evaluated": time.strftime("%Y-%m-%d")}
