@@ -7,66 +7,14 @@
 // already applied), not on the stored 12/16-bit values: it widens or narrows what is shown, it
 // cannot bring back grey levels the display image does not hold. The page says so.
 //
-// No framework, no CDN. Each viewer is a <div data-viewer> with data-image-url; case.js calls
-// TriageViewer.showMask(element, maskUrl) when the result arrives.
+// No framework, no CDN; the outline layers come from viewer-layers.js, loaded first. Each viewer
+// is a <div data-viewer> with data-image-url; case.js calls TriageViewer.showMask(element,
+// maskUrl) when the result arrives.
 (function () {
   "use strict";
 
-  var TINT = [255, 40, 40];      // the filled layer: red
-  var EDGE = [255, 220, 0];      // the outline: yellow, as in the downloadable overlay PNG
+  var loadImage = window.TriageLayers.loadImage, maskLayers = window.TriageLayers.maskLayers;
   var MIN_SCALE = 0.1, MAX_SCALE = 16;
-
-  function loadImage(url) {
-    return new Promise(function (resolve, reject) {
-      var image = new Image();
-      image.onload = function () { resolve(image); };
-      image.onerror = function () { reject(new Error("cannot load " + url)); };
-      image.src = url;
-    });
-  }
-
-  // The mask PNG (0 or 255) becomes two RGBA layers the size of the image: filled and outline.
-  function maskLayers(maskImage) {
-    var w = maskImage.naturalWidth, h = maskImage.naturalHeight;
-    var scratch = document.createElement("canvas");
-    scratch.width = w; scratch.height = h;
-    var context = scratch.getContext("2d");
-    context.drawImage(maskImage, 0, 0);
-    var source = context.getImageData(0, 0, w, h).data;
-    var inside = new Uint8Array(w * h);
-    for (var i = 0; i < w * h; i++) { inside[i] = source[i * 4] > 127 ? 1 : 0; }
-    // About 3 px at 1024 px, like the server's overlay, so it survives being shown smaller.
-    var thickness = Math.max(1, Math.round(Math.min(w, h) / 340));
-    var filled = context.createImageData(w, h), edge = context.createImageData(w, h);
-    for (var y = 0; y < h; y++) {
-      for (var x = 0; x < w; x++) {
-        var at = y * w + x;
-        if (!inside[at]) { continue; }
-        filled.data.set([TINT[0], TINT[1], TINT[2], 255], at * 4);
-        if (nearOutside(inside, w, h, x, y, thickness)) {
-          edge.data.set([EDGE[0], EDGE[1], EDGE[2], 255], at * 4);
-        }
-      }
-    }
-    return { filled: toCanvas(filled), outline: toCanvas(edge), any: inside.indexOf(1) >= 0 };
-  }
-
-  function nearOutside(inside, w, h, x, y, thickness) {
-    for (var dy = -thickness; dy <= thickness; dy++) {
-      for (var dx = -thickness; dx <= thickness; dx++) {
-        var nx = x + dx, ny = y + dy;
-        if (nx < 0 || ny < 0 || nx >= w || ny >= h || !inside[ny * w + nx]) { return true; }
-      }
-    }
-    return false;
-  }
-
-  function toCanvas(imageData) {
-    var canvas = document.createElement("canvas");
-    canvas.width = imageData.width; canvas.height = imageData.height;
-    canvas.getContext("2d").putImageData(imageData, 0, 0);
-    return canvas;
-  }
 
   function Viewer(root) {
     this.root = root;
@@ -83,7 +31,16 @@
     }).catch(function () { self.part("message").textContent = "The image could not be loaded."; });
     this.bindControls();
     this.bindPointer();
-    window.addEventListener("resize", function () { self.fit(); });
+    // A phone resizes the window all the time (the address bar comes and goes, the screen
+    // turns): keep the reader's zoom and pan, re-fitting only a film that was fitted.
+    var pending = false;
+    var relayout = function () {
+      if (pending) { return; }
+      pending = true;
+      window.requestAnimationFrame(function () { pending = false; self.relayout(); });
+    };
+    window.addEventListener("resize", relayout);
+    if (window.ResizeObserver) { new ResizeObserver(relayout).observe(root); }
   }
 
   Viewer.prototype.settings = function () {
@@ -97,15 +54,52 @@
     };
   };
 
+  // The canvases' size: the stage's width (half each, side by side), and as tall as the film at
+  // that width, but no taller than the window less the controls and the note below the film, so
+  // that the whole film fits on the screen with them.
+  Viewer.prototype.canvasSize = function () {
+    var sideBySide = this.settings().sideBySide;
+    var box = this.part("stage").clientWidth || 600;
+    var width = Math.max(1, sideBySide ? Math.floor((box - 8) / 2) : box);
+    var below = this.part("controls").offsetHeight + this.part("message").offsetHeight;
+    var room = Math.max(200, window.innerHeight - below - 24);
+    var height = Math.min(room, Math.round(width * this.image.naturalHeight / this.image.naturalWidth));
+    return [width, Math.max(1, height)];
+  };
+
+  // Sizes the canvases; true when they changed (which clears them).
+  Viewer.prototype.resize = function () {
+    var size = this.canvasSize(), changed = false;
+    this.canvases[1].hidden = !this.settings().sideBySide;
+    this.canvases.forEach(function (canvas) {
+      if (canvas.width !== size[0] || canvas.height !== size[1]) {
+        canvas.width = size[0]; canvas.height = size[1]; changed = true;
+      }
+    });
+    return changed;
+  };
+
+  // The whole film in the canvas, centred: "Fit", the 0 key, and the first view.
   Viewer.prototype.fit = function () {
     if (!this.image) { return; }
-    var sideBySide = this.settings().sideBySide;
-    this.canvases[1].hidden = !sideBySide;
-    var box = this.part("stage").clientWidth || 600;
-    var width = sideBySide ? Math.floor((box - 8) / 2) : box;
-    var height = Math.round(width * this.image.naturalHeight / this.image.naturalWidth);
-    this.canvases.forEach(function (canvas) { canvas.width = width; canvas.height = height; });
-    this.view = { scale: width / this.image.naturalWidth, x: 0, y: 0 };
+    this.resize();
+    var w = this.canvases[0].width, h = this.canvases[0].height;
+    var scale = Math.min(w / this.image.naturalWidth, h / this.image.naturalHeight);
+    this.view = { scale: scale, x: (w - this.image.naturalWidth * scale) / 2,
+                  y: (h - this.image.naturalHeight * scale) / 2 };
+    this.fitted = true;
+    this.draw();
+  };
+
+  // After the window or the page changed size: a fitted film is fitted again; a zoomed or panned
+  // one keeps its zoom, and the point at the centre of the canvas stays at its centre.
+  Viewer.prototype.relayout = function () {
+    if (!this.image) { return; }
+    if (this.fitted) { this.fit(); return; }
+    var before = [this.canvases[0].width, this.canvases[0].height];
+    if (!this.resize()) { return; }
+    this.view.x += (this.canvases[0].width - before[0]) / 2;
+    this.view.y += (this.canvases[0].height - before[1]) / 2;
     this.draw();
   };
 
@@ -117,11 +111,13 @@
     v.x = cx - (cx - v.x) * factor;
     v.y = cy - (cy - v.y) * factor;
     v.scale = scale;
+    this.fitted = false;
     this.draw();
   };
 
   Viewer.prototype.panBy = function (dx, dy) {
     this.view.x += dx; this.view.y += dy;
+    this.fitted = false;
     this.draw();
   };
 
@@ -151,6 +147,9 @@
       }
     });
     this.root.dataset.zoom = v.scale.toFixed(3);
+    // Where the film is drawn in the canvas (x y width height, canvas pixels): for the tests.
+    this.root.dataset.film = [v.x, v.y, v.scale * this.image.naturalWidth,
+                              v.scale * this.image.naturalHeight].map(Math.round).join(" ");
     this.part("zoom-level").textContent = Math.round(v.scale * 100) + "%";
   };
 
@@ -172,7 +171,7 @@
         var c = centre(), action = button.dataset.viewerAction;
         if (action === "zoom-in") { self.zoomAt(1.25, c[0], c[1]); }
         if (action === "zoom-out") { self.zoomAt(0.8, c[0], c[1]); }
-        if (action === "reset") { self.fit(); }
+        if (action === "reset") { self.fitToScreen(); }
       });
     });
     ["overlay-toggle", "opacity", "style", "window", "level"].forEach(function (role) {
@@ -184,7 +183,7 @@
       switch (event.key) {
         case "+": case "=": self.zoomAt(1.25, c[0], c[1]); break;
         case "-": case "_": self.zoomAt(0.8, c[0], c[1]); break;
-        case "0": self.fit(); break;
+        case "0": self.fitToScreen(); break;
         case "ArrowLeft": self.panBy(step, 0); break;
         case "ArrowRight": self.panBy(-step, 0); break;
         case "ArrowUp": self.panBy(0, step); break;
@@ -201,6 +200,12 @@
       var box = event.target.getBoundingClientRect();
       self.zoomAt(event.deltaY < 0 ? 1.15 : 1 / 1.15, event.clientX - box.left, event.clientY - box.top);
     }, { passive: false });
+  };
+
+  // "Fit" asked for: the whole film, and the film and its controls scrolled onto the screen.
+  Viewer.prototype.fitToScreen = function () {
+    this.fit();
+    this.root.scrollIntoView({ block: "nearest" });  // the film, controls and note fit (canvasSize)
   };
 
   // Several images of a case, one after another: n / p (or Page Down / Up) move to the next or
