@@ -1,38 +1,19 @@
 """A clinician in a real browser (Debian's chromium through Playwright): log in, upload a real
 X-ray, wait for the overlay to replace the X-ray, save a screenshot to test-artifacts/."""
 
-import shutil
-
 import pytest
 
+from tests.support.browser import OVERLAYS_LOADED, chromium, log_in
 from tests.support.data import ARTIFACTS, SHARED_IMAGES, subset_image, subset_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture
-def clinician(make_user):
-    # Created before Playwright starts: its sync API runs an event loop in this thread, and
-    # Django refuses database calls from inside one.
-    return make_user("dr-browser", password="a-long-test-password-1")
-
 
 @pytest.fixture
 def browser_page(clinician):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        try:
-            yield page
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser.new_page(viewport={"width": 1280, "height": 1400})
 
 
 def test_login_upload_and_see_overlay(celery_worker_process, live_server, browser_page):
@@ -63,21 +44,16 @@ def test_a_six_image_case_shows_every_overlay_after_each_reload(celery_worker_pr
     """The browser fetches a case's images in parallel, and each fetch writes an audit row:
     every one of them must arrive and decode, on the first load and on reloads."""
     page = browser_page
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", "dr-browser")
-    page.fill("input[name=password]", "a-long-test-password-1")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/cases/")
+    log_in(page, live_server.url)
     page.goto(f"{live_server.url}/cases/new/")
     dicoms = subset_images("dcm")[:6]
     page.set_input_files("input[name=images]", [str(path) for path in dicoms])
     page.click("#upload-submit")
     page.wait_for_selector("#case")
-    page.wait_for_function("document.querySelectorAll(\"img[data-overlay-loaded='1']\").length === 6",
-                           timeout=240_000)
+    page.wait_for_function(OVERLAYS_LOADED, arg=6, timeout=240_000)
     for _ in range(3):
         page.reload()
-        page.wait_for_function("document.querySelectorAll(\"img[data-overlay-loaded='1']\").length === 6",
+        page.wait_for_function(OVERLAYS_LOADED, arg=6,
                                timeout=30_000)  # onload: fetched and decoded (a 503 fires onerror)
         pictures = page.eval_on_selector_all(
             "img[data-role=picture]", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.src])")
@@ -88,66 +64,11 @@ def test_a_six_image_case_shows_every_overlay_after_each_reload(celery_worker_pr
 
 # --- no worker needed below: the data is made in-process before the browser starts ----------
 
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def long_named_case(clinician):
-    """A finished case whose file name, reference and result are long and unbroken, as real ones
-    are (SIIM names are 60-character UIDs)."""
-    from tests.support.factories import CaseFactory, UploadFactory
-    from tests.support.stubs import StubPredictor
-    from webapp.cases.services.pipeline import analyse_job
-
-    name = "1.2.276.0.7230010.3.1.4.8323329.5797.1517875190.762694" * 2 + ".dcm"
-    case = CaseFactory(owner=clinician, uploads=[UploadFactory(name=name)],
-                       client_reference="ward-7/" + "x" * 80)
-    # Run here, or by the session's real worker where one is up and claims the job first.
-    analyse_job(case.images.get().job.pk, StubPredictor())
-    return case
-
-
-def log_in(page, base_url):
-    page.goto(f"{base_url}/login/")
-    page.fill("input[name=username]", "dr-browser")
-    page.fill("input[name=password]", "a-long-test-password-1")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/cases/")
-
-
-def test_pages_fit_a_phone_screen(live_server, long_named_case):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=PHONE)
-            log_in(page, live_server.url)
-            for path in ("/cases/", f"/cases/{long_named_case.pk}/", "/audit/", "/cases/new/"):
-                page.goto(live_server.url + path)
-                page.wait_for_load_state("networkidle")
-                page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
-                width = page.evaluate("document.documentElement.scrollWidth")
-                assert width <= PHONE["width"], (path, width)
-            page.goto(f"{live_server.url}/cases/")
-            # The table scrolls inside its wrapper instead of widening the page.
-            wrapper = page.evaluate("(() => { const w = document.querySelector('.table-scroll');"
-                                    " return [w.clientWidth, w.scrollWidth]; })()")
-            assert wrapper[0] <= PHONE["width"]
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.goto(f"{live_server.url}/cases/{long_named_case.pk}/")
-            page.screenshot(path=str(ARTIFACTS / "case-phone.png"), full_page=True)
-        finally:
-            browser.close()
-
-
 def test_api_docs_render_and_request_nothing_from_another_host(live_server, clinician):
     """Redoc and Swagger UI draw the schema from this site's files alone. The Redoc bundle asks
     for a logo on cdn.redoc.ly: the page's Content-Security-Policy must stop that in the
     browser (Playwright reports the failure as "csp"), before anything goes on the network."""
     from urllib.parse import urlsplit
-
-    from playwright.sync_api import sync_playwright
 
     site = urlsplit(live_server.url).netloc
 
@@ -155,24 +76,20 @@ def test_api_docs_render_and_request_nothing_from_another_host(live_server, clin
         parts = urlsplit(request.url)
         return parts.scheme in ("http", "https") and parts.netloc != site
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            attempted, blocked = [], []
-            page.on("request", lambda r: attempted.append(r.url) if elsewhere(r) else None)
-            page.on("requestfailed", lambda r: blocked.append(r.url)
-                    if elsewhere(r) and "csp" in (r.failure or "").lower() else None)
-            log_in(page, live_server.url)
-            page.goto(f"{live_server.url}/api/redoc/")
-            page.wait_for_selector("[data-section-id]", timeout=60_000)  # Redoc drew the schema
-            page.wait_for_load_state("networkidle")
-            page.goto(f"{live_server.url}/api/docs/")
-            page.wait_for_selector(".opblock", timeout=60_000)  # Swagger UI drew the operations
-            page.wait_for_load_state("networkidle")
-            assert sorted(attempted) == sorted(blocked), "a request left for another host"
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        attempted, blocked = [], []
+        page.on("request", lambda r: attempted.append(r.url) if elsewhere(r) else None)
+        page.on("requestfailed", lambda r: blocked.append(r.url)
+                if elsewhere(r) and "csp" in (r.failure or "").lower() else None)
+        log_in(page, live_server.url)
+        page.goto(f"{live_server.url}/api/redoc/")
+        page.wait_for_selector("[data-section-id]", timeout=60_000)  # Redoc drew the schema
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{live_server.url}/api/docs/")
+        page.wait_for_selector(".opblock", timeout=60_000)  # Swagger UI drew the operations
+        page.wait_for_load_state("networkidle")
+        assert sorted(attempted) == sorted(blocked), "a request left for another host"
 
 
 # --- the reading room (issue 11): worklist, viewer, review -----------------------------------
