@@ -1,8 +1,12 @@
 """/api/v1/dicomweb/studies/ (and .../studies/{StudyInstanceUID}/): DICOMweb STOW-RS, the
 Studies Store transaction of PS3.18 section 10.5, for archives and viewers that push over HTTP.
 
-Authentication, throttling and the checks on each file are those of the REST API's uploads: a
-token (``Authorization: Token <key>``) or a session with its CSRF token; each part goes through
+Authentication: an API token only (``Authorization: Token <key>``); a browser session is refused
+with 401 and a JSON body that says so. STOW-RS clients are machines (a PACS, a gateway, a
+viewer's server side) that hold a token; a session would need a CSRF token, which Django reads
+from the form body this multipart/related body is not, so it could only ever fail (a 400), and
+accepting sessions would only widen what a cross-site page could try. Throttling and the checks
+on each file are those of the REST API's uploads; each part goes through
 ``uploads.validate_upload`` on its own ("part 3"), so one bad instance fails alone. The parts
 that pass are grouped by their StudyInstanceUID (as sent, before de-identification), and each
 study becomes one case (``uploads.store_case``) in the user's default team, with its queued
@@ -41,6 +45,7 @@ import errno
 import logging
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.core.files.base import ContentFile
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -51,9 +56,11 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import status as http
-from rest_framework.exceptions import ParseError
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import NotAuthenticated, ParseError
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from ml.core.errors import NotChestRadiograph
 from webapp.api import dicomweb
@@ -68,6 +75,8 @@ from webapp.cases.services.uploads import UploadRejected, store_case, validate_u
 log = logging.getLogger(__name__)
 
 INTERFACE = "DICOMweb STOW-RS (PS3.18 10.5)"
+SESSION_REFUSED = ("STOW-RS takes an API token only (Authorization: Token <key>), not a browser "
+                   "session; create one on your API tokens page, or ask an administrator.")
 
 
 def _attribute(vr: str, value: dict) -> dict:
@@ -112,7 +121,8 @@ STORE_SCHEMA = dict(
         "instances are in FailedSOPSequence (00081198) with a FailureReason (00081197): 0xA700 "
         "too large or out of storage, 0x0122 not a CR/DX radiograph, 0xA900 not a frontal view, "
         "UIDs missing or another study, 0xC000 not readable DICOM, 0x0110 processing failure; "
-        "the reasons in words are in the Warning header."),
+        "the reasons in words are in the Warning header. Authenticate with an API token "
+        "(Authorization: Token <key>): a browser session is refused with 401."),
     request={dicomweb.MULTIPART_RELATED: OpenApiTypes.BINARY},
     parameters=[OpenApiParameter(
         "Warning", str, OpenApiParameter.HEADER, response=[202, 409],
@@ -134,6 +144,14 @@ class StudiesStore(ApiView):
 
     parser_classes = [dicomweb.MultipartRelatedParser]
     renderer_classes = [dicomweb.DicomJSONRenderer, JSONRenderer]
+    # The API's authentication less the session (see the module's docstring): token only.
+    authentication_classes = [auth for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES
+                              if not issubclass(auth, SessionAuthentication)]
+
+    def permission_denied(self, request, message=None, code=None):
+        if request.successful_authenticator is None and SESSION_KEY in request.session:
+            raise NotAuthenticated(SESSION_REFUSED)
+        super().permission_denied(request, message, code)
 
     def finalize_response(self, request, response, *args, **kwargs):
         if isinstance(response, Response) and not getattr(response, "stow_rs", False):
