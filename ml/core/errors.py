@@ -35,3 +35,8 @@ class ImageDimensionsRejected(XRayError):
 
 class NotChestRadiograph(XRayError):
     pass
+
+
+class DecodeLimitExceeded(XRayError):
+    """Reading the file would take more memory or time than any chest X-ray needs (a file built
+    to exhaust the server: ml.core.limits, ml.core.bounded)."""

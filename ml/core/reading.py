@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ml.core import limits
 from ml.core.errors import (
     CorruptImage,
     EmptyFile,
@@ -27,9 +28,9 @@ from ml.core.errors import (
     NotChestRadiograph,
     UnsupportedFormat,
 )
+from ml.core.pixels import dicom_to_uint8, rescale_to_uint8
 
-# A chest radiograph is at most a few thousand pixels a side (detector panels are <= 4300 px).
-MAX_SIDE = 8192
+MAX_SIDE = limits.MAX_SIDE  # why this size: ml.core.limits
 MIN_SIDE = 64
 MAX_PIXELS = MAX_SIDE * MAX_SIDE
 
@@ -86,13 +87,18 @@ def detect_format(data: bytes) -> str:
 
 
 def read_xray(source: bytes | str | Path) -> XRay:
-    """Read one X-ray from bytes or a path. Raises a subclass of ``ml.core.errors.XRayError``."""
+    """Read one X-ray from bytes or a path. Raises a subclass of ``ml.core.errors.XRayError``.
+
+    The cheap checks of ``ml.core.limits`` (size, JPEG scans, inflated size) run before any
+    decoding; an untrusted file is read through ``ml.core.bounded`` (memory and time limits)."""
     data = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     if not data:
         raise EmptyFile("The file is empty.")
     kind = detect_format(data)
     if kind == "dicom":
         return _read_dicom(data)
+    if kind == "jpeg":
+        limits.check_jpeg_scans(data)
     return _read_raster(data, kind)
 
 
@@ -128,23 +134,12 @@ def _read_raster(data: bytes, kind: str) -> XRay:
 
 
 def _to_uint8_grey(image: Image.Image) -> np.ndarray:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image).astype(np.float64)
-        return _rescale_to_uint8(array)
-    if image.mode == "F":
-        return _rescale_to_uint8(np.asarray(image, dtype=np.float64))
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return rescale_to_uint8(np.asarray(image))
     if image.mode != "L":
         # RGB, RGBA, palette, LA, CMYK: luminance is what a radiograph shows.
         image = image.convert("L")
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
-
-
-def _rescale_to_uint8(array: np.ndarray) -> np.ndarray:
-    low, high = float(array.min()), float(array.max())
-    if high <= low:
-        return np.zeros(array.shape, dtype=np.uint8)
-    scaled = (array - low) / (high - low) * 255.0
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
@@ -153,8 +148,8 @@ _PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
 def _read_dicom(data: bytes) -> XRay:
     import pydicom
     from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    data = limits.inflate_dicom(data)  # Deflated: inflated within a bound, not by pydicom
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # truncation is reported below
@@ -183,6 +178,9 @@ def _read_dicom(data: bytes) -> XRay:
     _check_dimensions(rows, columns)
 
     _check_compressed_stream_ends(dataset)
+    syntax = str(getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if limits.is_sos_syntax(syntax):  # JPEG in encapsulated pixel data: its scans, before decoding
+        limits.check_jpeg_scans(dataset.PixelData, what="DICOM's JPEG")
     try:
         raw = dataset.pixel_array
     except Exception as exc:
@@ -192,7 +190,7 @@ def _read_dicom(data: bytes) -> XRay:
     if raw.ndim != 2:
         raise MultiFrameImage("The DICOM pixel data is not a single 2-D image.")
 
-    pixels = _dicom_to_uint8(dataset, raw, apply_modality_lut, apply_voi_lut)
+    pixels = dicom_to_uint8(dataset, raw)
     return XRay(
         pixels=pixels,
         source_format="dicom",
@@ -223,24 +221,6 @@ def _check_compressed_stream_ends(dataset) -> None:
     if not fragments or not bytes(fragments[-1]).rstrip(b"\x00").endswith(b"\xff\xd9"):
         raise CorruptImage("The DICOM file is truncated: its compressed pixel data stops before "
                            "the end of the image.")
-
-
-def _dicom_to_uint8(dataset, raw: np.ndarray, apply_modality_lut, apply_voi_lut) -> np.ndarray:
-    """Modality LUT, then VOI LUT or window, then MONOCHROME1 inversion, as PS3.4 orders them."""
-    values = apply_modality_lut(raw, dataset)
-    has_voi = "VOILUTSequence" in dataset or "WindowCenter" in dataset
-    if has_voi:
-        values = apply_voi_lut(values, dataset, index=0)
-        pixels = _rescale_to_uint8(np.asarray(values, dtype=np.float64))
-    elif raw.dtype.itemsize == 1 and values is raw:
-        # 8-bit with no rescale: keep the stored values exactly, so that a DICOM and a JPEG
-        # export of the same image read the same.
-        pixels = raw.astype(np.uint8)
-    else:
-        pixels = _rescale_to_uint8(np.asarray(values, dtype=np.float64))
-    if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
-        pixels = 255 - pixels
-    return np.ascontiguousarray(pixels)
 
 
 def _pixel_spacing(dataset) -> tuple[float, float] | None:

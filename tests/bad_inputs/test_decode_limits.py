@@ -1,0 +1,106 @@
+"""Bounded decoding (issue 21), in the ml package: each hostile file is refused in a few seconds
+by a cheap check on its bytes, the largest legitimate image is read at a bounded peak memory
+(measured in the child process that reads it), a decode over its memory or time is stopped,
+and every shared image still reads, exactly as before."""
+
+import time
+
+import numpy as np
+import pytest
+
+from ml.core import limits
+from ml.core.bounded import DecodeLimits, peak_memory_mb, read_xray_bounded
+from ml.core.errors import DecodeLimitExceeded, ImageDimensionsRejected
+from ml.core.reading import read_xray
+from tests.bad_inputs import hostile
+from tests.support.data import subset_images
+
+FEW_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def largest_png():
+    return hostile.png16(limits.MAX_SIDE)
+
+
+def refused_in(data: bytes, error: type, fragment: str) -> float:
+    started = time.monotonic()
+    with pytest.raises(error, match=fragment):
+        read_xray_bounded(data)
+    return time.monotonic() - started
+
+
+def test_16_bit_8192_png_is_refused_before_decoding():
+    data = hostile.png16(8192)
+    assert len(data) < 2**20  # a small, allowed upload
+    assert refused_in(data, ImageDimensionsRejected, "8192 x 8192") < FEW_SECONDS
+
+
+def test_deflated_dicom_of_150_mb_zeros_is_refused_and_a_plain_deflated_one_reads():
+    bomb = hostile.deflated_bomb(150)
+    assert len(bomb) < 2**20
+    assert refused_in(bomb, DecodeLimitExceeded, "inflates to more than") < FEW_SECONDS
+    # A Deflated file within the bound reads as the same image in Explicit VR Little Endian.
+    deflated, plain = read_xray_bounded(hostile.deflated_dicom()), read_xray(hostile.explicit_dicom())
+    np.testing.assert_array_equal(deflated.pixels, plain.pixels)
+    assert deflated.pixel_spacing_mm == (0.5, 0.5)
+
+
+def test_jpeg_with_8000_scans_is_refused_before_decoding():
+    assert refused_in(hostile.many_scan_jpeg(8000), DecodeLimitExceeded, "8000 scans") < FEW_SECONDS
+    # The same image with a few repeated scans is an odd but readable file.
+    assert read_xray_bounded(hostile.many_scan_jpeg(limits.MAX_JPEG_SCANS)).width == 512
+
+
+def test_jpeg_with_8000_scans_inside_a_dicom_is_refused_before_decoding():
+    data = hostile.many_scan_jpeg_dicom(8000)
+    assert refused_in(data, DecodeLimitExceeded, "DICOM's JPEG image is coded in 8000 scans") \
+        < FEW_SECONDS
+
+
+def test_largest_16_bit_image_reads_at_a_bounded_peak(largest_png):
+    """6144 x 6144 x 16 bits is 75 MB of pixels; float64 temporaries made it over 1 GB."""
+    xray = read_xray_bounded(largest_png)
+    assert xray.pixels.shape == (limits.MAX_SIDE, limits.MAX_SIDE)
+    assert xray.pixels.dtype == np.uint8
+    assert xray.pixels[0, 0] == 0 and xray.pixels[-1, 0] == 255  # the gradient, stretched
+    baseline, peak = peak_memory_mb(hostile.explicit_dicom()), peak_memory_mb(largest_png)
+    assert peak - baseline < 400, (baseline, peak)
+
+
+def test_a_decode_over_its_memory_is_stopped_and_the_caller_carries_on(largest_png):
+    with pytest.raises(DecodeLimitExceeded, match="more than 64 MB of memory"):
+        read_xray_bounded(largest_png, DecodeLimits(memory_mb=64))
+    assert read_xray_bounded(hostile.explicit_dicom()).width == 256  # the next file reads
+
+
+def test_a_decode_over_its_time_is_stopped(largest_png):
+    started = time.monotonic()
+    with pytest.raises(DecodeLimitExceeded, match="longer than 0.05 s"):
+        read_xray_bounded(largest_png, DecodeLimits(time_s=0.05))
+    assert time.monotonic() - started < FEW_SECONDS
+
+
+def test_16_bit_rescale_matches_float64_exactly():
+    """The lookup table gives what (v - min) / (max - min) * 255 in float64 gave, to the bit."""
+    values = np.random.default_rng(7).integers(300, 3900, (256, 256)).astype(np.uint16)
+    from ml.core.pixels import rescale_to_uint8
+
+    low, high = float(values.min()), float(values.max())
+    expected = np.clip(np.rint((values.astype(np.float64) - low) / (high - low) * 255), 0, 255)
+    np.testing.assert_array_equal(rescale_to_uint8(values), expected.astype(np.uint8))
+    signed = values.astype(np.int16) - 2000
+    np.testing.assert_array_equal(rescale_to_uint8(signed), expected.astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_every_shared_image_passes_the_limits():
+    """All 1,997 shared images: within the scan and size rules, read in-process (the rules are
+    in read_xray), and a sample of each kind through the bounded child with the defaults."""
+    paths = [p for extension in ("dcm", "jpg", "png") for p in subset_images(extension)]
+    assert len(paths) == 1997
+    for path in paths:
+        assert read_xray(path).pixels.shape == (1024, 1024), path.name
+    for extension in ("dcm", "jpg", "png"):
+        for path in subset_images(extension)[:5]:
+            assert read_xray_bounded(path.read_bytes()).pixels.shape == (1024, 1024)
