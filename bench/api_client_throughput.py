@@ -74,9 +74,9 @@ def prepare(env: dict) -> str:
     shutil.rmtree(MEDIA, ignore_errors=True)
     python = [sys.executable, "manage.py"]
     subprocess.run(python + ["migrate", "-v", "0"], cwd=REPO, env=env, check=True)
-    code = ("from webapp.accounts.models import User; from rest_framework.authtoken.models import Token;"
+    code = ("from webapp.accounts.models import User; from webapp.accounts.services import issue_token;"
             "u = User.objects.create_user('bench', password='bench-password-9');"
-            "print(Token.objects.create(user=u).key)")
+            "print(issue_token(u, name='bench')[1])")
     return subprocess.run(python + ["shell", "-c", code], cwd=REPO, env=env, check=True,
                           capture_output=True, text=True).stdout.strip().splitlines()[-1]
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("cases/", include("webapp.cases.urls")),
     path("cases/", include("webapp.reviews.urls")),  # .../images/<image>/review/ (issue 11)
     path("audit/", audit_list, name="audit"),
+    path("account/", include("webapp.accounts.urls")),  # the user's own API tokens (issue 21)
     path("api/", include("webapp.api.urls")),  # REST API v1, OpenAPI schema and docs
     path("metrics", metrics, name="metrics"),  # Prometheus; a bearer token, no login (issue 15)
     path(settings.ADMIN_URL, admin.site.urls),

@@ -21,14 +21,18 @@ def _fresh_throttle_counts(settings):
 
 @pytest.fixture
 def token_client(db):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from tests.support.tokens import issue_key
+
+    keys = {}  # one token per user per test, as before (a key cannot be read back later)
 
     def make(user=None):
         client = APIClient(REMOTE_ADDR="10.4.5.6")
         if user is not None:
-            token, _ = Token.objects.get_or_create(user=user)
-            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+            if user.pk not in keys:
+                keys[user.pk] = issue_key(user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {keys[user.pk]}")
         return client
     return make
 

@@ -215,11 +215,11 @@ def test_throttling_per_user(owner, other, token_client, settings):
     assert token_client(other).get("/api/v1/cases/").status_code == 200  # per user
 
 
-def test_drf_create_token_command_issues_a_working_token(owner, capsys):
+def test_create_api_token_command_issues_a_working_token(owner, capsys):
     from rest_framework.test import APIClient
 
-    call_command("drf_create_token", "owner")
-    key = capsys.readouterr().out.split()[2]
+    call_command("create_api_token", "owner", "--name", "bulk")
+    key = capsys.readouterr().out.strip()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/cases/").status_code == 200

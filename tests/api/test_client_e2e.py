@@ -37,13 +37,12 @@ def _client(args, **kwargs):
 
 def test_client_submits_resumes_and_writes_results(celery_worker_process, live_server, make_user,
                                                    tmp_path):
-    from rest_framework.authtoken.models import Token
-
+    from tests.support.tokens import issue_key
     from webapp.audit.models import AuditEvent
     from webapp.cases.models import Case, CaseImage
 
     user = make_user("bulk")
-    token = Token.objects.create(user=user).key
+    token = issue_key(user)
     folder, out = tmp_path / "xrays", tmp_path / "out"
     chosen = _pick_images(folder)
     args = [str(folder), "--url", live_server.url, "--token", token, "--out", str(out),

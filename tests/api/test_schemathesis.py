@@ -45,13 +45,12 @@ def keep_the_test_transaction():
 
 
 def test_api_conforms_to_its_schema(owner, token_client, api_done_case, api_case):
-    from rest_framework.authtoken.models import Token
-
+    from tests.support.tokens import issue_key
     from webapp.wsgi import application
 
     batch = token_client(owner).post("/api/v1/batches/", {"label": "s"}, format="json").json()
     png_case = api_case(owner, extension="png", batch=batch["id"])
-    headers = {"Authorization": f"Token {Token.objects.get(user=owner).key}",
+    headers = {"Authorization": f"Token {issue_key(owner)}",
                "REMOTE_ADDR": "127.0.0.1"}
     real = {"case_id": api_done_case["id"], "image_id": api_done_case["images"][0]["id"],
             "batch_id": batch["id"]}

@@ -134,12 +134,13 @@ def test_worklist_needs_login(client):
 
 
 def test_api_lists_cases_by_suspicion(owner, worklist):
-    from rest_framework.authtoken.models import Token
     from rest_framework.test import APIClient
+
+    from tests.support.tokens import issue_key
 
     cases, stranger = worklist
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_key(owner)}")
     body = client.get("/api/v1/cases/", {"order": "suspicion"}).json()
     ids = [row["id"] for row in body["results"]]
     by_id = {str(case.pk): name for name, case in cases.items()}

@@ -36,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--url", default=os.environ.get("TRIAGE_URL", "http://127.0.0.1:8000"))
     p.add_argument("--token", default=os.environ.get("TRIAGE_TOKEN"),
-                   help="API token (or TRIAGE_TOKEN); manage.py drf_create_token <user>")
+                   help="API token (or TRIAGE_TOKEN), from the site's API tokens page")
     p.add_argument("--out", help="results folder (default: DIR-triage next to DIR)")
     p.add_argument("--state", help="state file (default: OUT/state.jsonl)")
     p.add_argument("--concurrency", type=int, default=4, help="uploads in flight (default 4)")

@@ -1,10 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count
+from knox.models import AuthToken
 
-from webapp.accounts.admin_access import RoleAdminMixin, RoleInlineMixin
+from webapp.accounts.admin_access import RoleAdminMixin, RoleInlineMixin, SuperuserGuardMixin
+from webapp.accounts.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers the token admin)
 
 from .models import Team, User
+
+# knox's own token admin is for its swapped-out model, and offers to create tokens for anyone:
+# tokens are shown (prefix only) and revoked in ApiTokenAdmin. "knox" comes before this app in
+# INSTALLED_APPS, so its admin is registered by now.
+if admin.site.is_registered(AuthToken):
+    admin.site.unregister(AuthToken)
 
 
 class TeamMembershipInline(RoleInlineMixin, admin.TabularInline):
@@ -17,7 +25,7 @@ class TeamMembershipInline(RoleInlineMixin, admin.TabularInline):
 
 
 @admin.register(User)
-class PneumothoraxUserAdmin(RoleAdminMixin, UserAdmin):
+class PneumothoraxUserAdmin(SuperuserGuardMixin, RoleAdminMixin, UserAdmin):
     list_display = ("username", "email", "role", "is_active", "last_login")
     list_filter = ("role", "is_active", "teams")
     fieldsets = UserAdmin.fieldsets + (("Role", {"fields": ("role",)}),)

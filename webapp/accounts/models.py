@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from knox.models import AbstractAuthToken
 
 
 class Role(models.TextChoices):
@@ -25,11 +26,33 @@ class User(AbstractUser):
     def is_admin_role(self) -> bool:
         return self.role == Role.ADMIN or self.is_superuser
 
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        user = super().from_db(db, field_names, values)
+        # The hash as loaded, to tell in save() whether the password changed (deferred: unknown).
+        user._loaded_password = user.__dict__.get("password")
+        return user
+
     def save(self, *args, **kwargs):
         # Administrators use the Django admin; clinicians never do.
         if self.role == Role.ADMIN:
             self.is_staff = True
+        password_changed = self._password_changed(kwargs.get("update_fields"))
         super().save(*args, **kwargs)
+        if password_changed:
+            # Every path that changes a password ends here (set_password + save, the admin's
+            # password form, changepassword): the API tokens issued under the old one go.
+            from webapp.accounts.services import revoke_all_tokens  # it imports this module
+            revoke_all_tokens(self, reason="password_changed")
+        self._loaded_password = self.password
+
+    def _password_changed(self, update_fields) -> bool:
+        if self.pk is None or (update_fields is not None and "password" not in update_fields):
+            return False
+        loaded = getattr(self, "_loaded_password", None)
+        if loaded is None:  # built by hand, or the field was deferred: ask the database
+            loaded = type(self).objects.filter(pk=self.pk).values_list("password", flat=True).first()
+        return loaded is not None and loaded != self.password
 
 
 class Team(models.Model):
@@ -46,3 +69,23 @@ class Team(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token (django-rest-knox): only a SHA-512 digest and the first characters
+    (``token_key``, shown to tell tokens apart) are stored; the key itself is shown once, when
+    it is created. It expires (``API_TOKEN_TTL_DAYS``) and is revoked when its owner's password
+    changes. Looked up by ``id`` in URLs, never by the digest."""
+
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=128, unique=True)
+    name = models.CharField(max_length=100, blank=True,
+                            help_text="What the token is for, e.g. \"PACS bridge\" or \"night batch\".")
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name, verbose_name_plural = "API token", "API tokens"
+
+    def __str__(self):
+        return f"{self.token_key}\u2026 ({self.user})"

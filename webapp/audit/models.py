@@ -23,6 +23,8 @@ class Action(models.TextChoices):
     RESULTS_SENT = "results_sent", "Results sent to a PACS"
     DELIVERY_FAILED = "delivery_failed", "Results could not be sent to a PACS"
     DELIVERY_RETRY = "delivery_retry", "Delivery to a PACS retried"
+    TOKEN_CREATED = "token_created", "API token created"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
 
 
 class AppendOnlyError(RuntimeError):

@@ -6,7 +6,8 @@ from ._jobs import CELERY_BROKER_URL
 # --- REST API (webapp.api, issue 4) -----------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",  # Authorization: Token <key>
+        # Authorization: Token <key>; hashed at rest, expiring (webapp.accounts, knox)
+        "webapp.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -19,6 +20,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "webapp.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# API tokens: a user creates their own on the "API tokens" page (or an administrator with
+# manage.py create_api_token), for at most API_TOKEN_TTL_DAYS days; only a digest is stored.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=90)
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+# knox's migrations create its own token table even when the model is swapped out (they do not
+# mark it swappable); without them no such table is made (a swapped model is never synced).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": None,  # every token is given its own expiry (webapp.accounts.services)
+    "TOKEN_PREFIX": "pt_",  # recognisable by secret scanners in a leaked log or repository
+    "AUTO_REFRESH": False,  # an expiry date the hospital can plan around, not a sliding one
 }
 # Per user (per client address when anonymous), counted in Redis when the broker is Redis so that
 # every web process shares the count; a plain "N/second|minute|hour|day".

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "knox",  # hashed, expiring API tokens (its admin is replaced in webapp.accounts.admin)
     "webapp.accounts",
     "webapp.audit",
     "webapp.cases",
@@ -30,7 +31,6 @@ INSTALLED_APPS = [
     "webapp.pacs",  # the DICOM listener and results back to the PACS (issue 12)
     # REST API v1 (issue 4)
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.api",
