@@ -56,7 +56,7 @@ def address_wait_s(address: str | None) -> int:
     the wait since the latest failure is 1 s, then doubles per further failure, capped."""
     found = _recent_failures(address).aggregate(count=Count("pk"), latest=Max("at"))
     over = found["count"] - settings.LOGIN_THROTTLE_ADDRESS_FAILURES
-    if over < 0:
+    if over < 0 or found["latest"] is None:  # (None: a limit of 0 and no failure yet)
         return 0
     wait = min(settings.LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S, 2 ** min(over, 30))
     elapsed = (timezone.now() - found["latest"]).total_seconds()
