@@ -155,3 +155,16 @@ def test_the_warning_header_stays_ascii_and_bounded():
     many = dicomweb.warning_header("h", [f"part {n}: " + "x" * 400 for n in range(1, 51)])
     assert len(many) < dicomweb.WARNING_HEADER_CHARS + 100
     assert many.endswith('more refused parts."') and many.isascii()
+
+
+def test_the_openapi_schema_says_stow_rs_is_token_only(owner, login):
+    schema = login(owner).get("/api/schema/?format=json").json()
+    schemes = schema["components"]["securitySchemes"]
+    for path in ("/api/v1/dicomweb/studies/", "/api/v1/dicomweb/studies/{study_uid}/"):
+        operation = schema["paths"][path]["post"]
+        assert "a browser session is refused with 401" in operation["description"]
+        used = {name for requirement in operation["security"] for name in requirement}
+        assert used and all(schemes[name].get("in") != "cookie" for name in used), used
+    # The rest of the API still takes a session.
+    cases = schema["paths"]["/api/v1/cases/"]["post"]["security"]
+    assert any(schemes[name].get("in") == "cookie" for requirement in cases for name in requirement)
