@@ -19,8 +19,11 @@ class WorklistFilterForm(forms.Form):
     result = forms.ChoiceField(label="Result", required=False, choices=[
         ("", "any"), ("positive", "pneumothorax suspected"), ("negative", "not detected"),
         ("review_first", "review first")])
+    # By case, and a case is reviewed only when every image with a result is: one with 1 of 3
+    # images reviewed still awaits review (webapp.reviews.services.filter_reviewed). The
+    # choices say so, where the clinician picks them.
     reviewed = forms.ChoiceField(label="Reviewed", required=False, choices=[
-        ("", "any"), ("yes", "reviewed"), ("no", "not reviewed")])
+        ("", "any"), ("yes", "every image reviewed"), ("no", "an image not yet reviewed")])
     created_after = forms.DateField(label="From", required=False,
                                     widget=forms.DateInput(attrs={"type": "date"}))
     created_before = forms.DateField(label="Until (inclusive)", required=False,

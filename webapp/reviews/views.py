@@ -16,15 +16,19 @@ from .services import ReviewRefused, record_review
 @require_POST
 def review_image(request, case_id, image_id):
     image = access.get_visible_image(request.user, case_id, image_id)
+    # The page comes back scrolled to this image: the outcome is said beside its review form
+    # (reviews/_review.html), where the clinician is looking, not at the top of the page.
+    beside = f"image-{image.pk}"
     form = ReviewForm(request.POST)
     if not form.is_valid():
-        messages.error(request, f"The review was not saved. {form.error_text()}")
+        messages.error(request, f"The review was not saved. {form.error_text()}", extra_tags=beside)
     else:
         try:
             _, first = record_review(request.user, image, client_address=audit.client_address(request),
                                      **form.cleaned_data)
         except ReviewRefused as exc:
-            messages.error(request, f"The review was not saved. {exc.message}")
+            messages.error(request, f"The review was not saved. {exc.message}", extra_tags=beside)
         else:
-            messages.success(request, "Your review was saved." if first else "Your review was updated.")
+            messages.success(request, "Your review was saved." if first else "Your review was updated.",
+                             extra_tags=beside)
     return redirect(reverse("cases:detail", kwargs={"case_id": image.case_id}) + f"#image-{image.pk}")
