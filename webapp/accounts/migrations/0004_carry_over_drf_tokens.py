@@ -4,14 +4,21 @@ hospital's integrations are not cut off by the upgrade, but the database stops h
 Then the old table is dropped, with its migration records (the app is gone)."""
 
 from datetime import timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db import migrations
+from django.db import migrations, models
 from django.utils import timezone
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS
 
 OLD_TABLE = "authtoken_token"
+
+
+def _aware(value):
+    """A raw cursor's timestamp: aware on PostgreSQL; naive UTC (or text) on SQLite."""
+    value = models.DateTimeField().to_python(value)
+    return timezone.make_aware(value, dt_timezone.utc) if timezone.is_naive(value) else value
 
 
 def carry_over(apps, schema_editor):
@@ -28,7 +35,7 @@ def carry_over(apps, schema_editor):
                          digest=hash_token(key), expiry=expiry,
                          name="carried over from the previous token store")
         token.save()  # not objects.create: knox's manager makes a new key
-        ApiToken.objects.filter(pk=token.pk).update(created=created)  # auto_now_add ignores it
+        ApiToken.objects.filter(pk=token.pk).update(created=_aware(created))  # auto_now_add ignores it
     schema_editor.execute(f"DROP TABLE {OLD_TABLE}")
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM django_migrations WHERE app = %s", ["authtoken"])
