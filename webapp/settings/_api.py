@@ -45,7 +45,8 @@ API_THROTTLE_CACHE_URL = env(
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pneumothorax Triage API",
     "DESCRIPTION": "Submit chest X-rays in bulk and read the results (decision support: every "
-                   "result is for a clinician to review). Authenticate with `Authorization: Token <key>`.",
+                   "result is for a clinician to review). Authenticate with `Authorization: Token <key>`: "
+                   "each user makes their own tokens, which expire, on the site's API tokens page.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Login everywhere (issue 5): the schema holds no patient data, but a hospital's API
