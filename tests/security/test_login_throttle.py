@@ -67,7 +67,7 @@ def test_address_spraying_many_names_is_slowed_down_not_locked_out(owner, settin
         assert attempt("10.6.6.6", name, "wrong").status_code == 200
     too_soon = attempt("10.6.6.6", "owner", PASSWORD)  # 1 s to wait after the 4th failure
     assert too_soon.status_code == 200 and "_auth_user_id" not in too_soon.client.session
-    assert "Wait 1 seconds" in too_soon.content.decode()
+    assert "Wait 1 second," in too_soon.content.decode()
     row = AuditEvent.objects.filter(action=Action.LOGIN_LOCKED).get()
     assert row.detail == {"username": "owner", "wait_s": 1} and row.client_address == "10.6.6.6"
     assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 4  # not a failure
@@ -83,9 +83,10 @@ def test_address_wait_doubles_per_failure_up_to_its_cap(owner, settings, later, 
     for number in range(failures):  # failures just now (real attempts would have to wait)
         audit.record(None, Action.LOGIN_FAILED, client_address="10.6.6.7",
                      detail={"username": f"name{number}"})
-    assert f"Wait {wait} seconds" in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
+    expected = "Wait 1 second," if wait == 1 else f"Wait {wait} seconds,"
+    assert expected in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
     later(wait - 1)
-    assert "Wait 1 seconds" in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
+    assert "Wait 1 second," in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
     later(wait)
     assert attempt("10.6.6.7", "owner", PASSWORD).status_code == 302
 

@@ -32,8 +32,8 @@ from webapp.audit.models import Action, AuditEvent
 
 LOCKED_MESSAGE = ("Too many failed log-in attempts. For your protection this log-in is locked "
                   "for {minutes} minutes; try again later or ask an administrator.")
-WAIT_MESSAGE = ("Too many failed log-in attempts from your network. Wait {seconds} seconds, "
-                "then try again.")
+WAIT_MESSAGE = ("Too many failed log-in attempts from your network. Wait {wait}, then try "
+                "again.")
 
 
 def _recent_failures(address: str | None):
@@ -75,7 +75,8 @@ def refusal(request, username: str | None) -> str | None:
     if is_locked(username, address):
         message = locked_message()
     elif wait := address_wait_s(address):
-        message, detail["wait_s"] = WAIT_MESSAGE.format(seconds=wait), wait
+        message = WAIT_MESSAGE.format(wait=f"{wait} second{'' if wait == 1 else 's'}")
+        detail["wait_s"] = wait
     else:
         return None
     audit.record(None, Action.LOGIN_LOCKED, client_address=address, detail=detail)
