@@ -46,25 +46,26 @@ def test_lockout_ends_when_failures_leave_the_window(owner, settings):
 
 
 @pytest.fixture
-def later(monkeypatch):
-    """Move the throttle's clock ``seconds`` on, as if that long had passed (the audit log is
-    append-only: its rows cannot be aged instead)."""
+def after_latest_failure(monkeypatch):
+    """Set the clock to ``seconds`` after the latest failed log-in, so that waits are exact
+    whatever the machine's speed (the audit log is append-only: its rows cannot be aged)."""
     from django.utils import timezone
 
-    real_now = timezone.now
+    def at(seconds):
+        latest = AuditEvent.objects.filter(action=Action.LOGIN_FAILED).latest("at").at
+        monkeypatch.setattr(timezone, "now", lambda: latest + timedelta(seconds=seconds))
+    return at
 
-    def move(seconds):
-        monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(seconds=seconds))
-    return move
 
-
-def test_address_spraying_many_names_is_slowed_down_not_locked_out(owner, settings, later):
+def test_address_spraying_many_names_is_slowed_down_not_locked_out(owner, settings,
+                                                                    after_latest_failure):
     """Behind an untrusted proxy every user shares one address: spraying from it must not lock
     out a user with the right password. Over the address limit each attempt waits a while
     after the latest failure, then is checked as usual."""
     settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 4
     for name in ("a", "b", "c", "d"):
         assert attempt("10.6.6.6", name, "wrong").status_code == 200
+    after_latest_failure(0)
     too_soon = attempt("10.6.6.6", "owner", PASSWORD)  # 1 s to wait after the 4th failure
     assert too_soon.status_code == 200 and "_auth_user_id" not in too_soon.client.session
     assert "Wait 1 second," in too_soon.content.decode()
@@ -72,31 +73,33 @@ def test_address_spraying_many_names_is_slowed_down_not_locked_out(owner, settin
     assert row.detail == {"username": "owner", "wait_s": 1} and row.client_address == "10.6.6.6"
     assert AuditEvent.objects.filter(action=Action.LOGIN_FAILED).count() == 4  # not a failure
 
-    later(1)
+    after_latest_failure(1)
     assert attempt("10.6.6.6", "owner", PASSWORD).status_code == 302  # the right password: in
 
 
 @pytest.mark.parametrize("failures, wait", [(4, 1), (5, 2), (6, 4), (7, 8), (9, 10)])
-def test_address_wait_doubles_per_failure_up_to_its_cap(owner, settings, later, failures, wait):
+def test_address_wait_doubles_per_failure_up_to_its_cap(owner, settings, after_latest_failure,
+                                                         failures, wait):
     settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 4
     settings.LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S = 10
     for number in range(failures):  # failures just now (real attempts would have to wait)
         audit.record(None, Action.LOGIN_FAILED, client_address="10.6.6.7",
                      detail={"username": f"name{number}"})
+    after_latest_failure(0)
     expected = "Wait 1 second," if wait == 1 else f"Wait {wait} seconds,"
     assert expected in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
-    later(wait - 1)
+    after_latest_failure(wait - 1)
     assert "Wait 1 second," in attempt("10.6.6.7", "owner", PASSWORD).content.decode()
-    later(wait)
+    after_latest_failure(wait)
     assert attempt("10.6.6.7", "owner", PASSWORD).status_code == 302
 
 
-def test_per_name_limit_still_locks_from_a_noisy_address(owner, settings, later):
+def test_per_name_limit_still_locks_from_a_noisy_address(owner, settings, after_latest_failure):
     settings.LOGIN_THROTTLE_FAILURES = 3
     settings.LOGIN_THROTTLE_ADDRESS_FAILURES = 3
     for _ in range(3):
         attempt("10.6.6.8", "owner", "wrong")
-    later(60)  # the address's wait long passed, the failures still in the window
+    after_latest_failure(60)  # the address's wait long passed, the failures still in the window
     locked = attempt("10.6.6.8", "owner", PASSWORD)
     assert locked.status_code == 200 and "_auth_user_id" not in locked.client.session
     assert "Too many failed log-in attempts. For your protection" in locked.content.decode()
