@@ -54,7 +54,8 @@ def inline_code(html: str) -> list[str]:
 def pages(done_case):
     image = done_case.images.get()
     return ["/cases/", "/cases/new/", f"/cases/{done_case.pk}/", f"/cases/{done_case.pk}/report/",
-            reverse("cases:model_versions"), reverse("audit"), f"/cases/?reviewed=no&status=done",
+            reverse("cases:model_versions"), reverse("audit"), "/cases/?reviewed=no&status=done",
+            reverse("accounts:tokens"),
             reverse("cases:image_file", args=[done_case.pk, image.pk, "overlay"])]
 
 
