@@ -177,7 +177,8 @@
     ["overlay-toggle", "opacity", "style", "window", "level"].forEach(function (role) {
       self.part(role).addEventListener("input", function () { self.draw(); });
     });
-    this.part("side-by-side").addEventListener("change", function () { self.fit(); });
+    // The canvases halve or double: keep the film and its controls on the screen.
+    this.part("side-by-side").addEventListener("change", function () { self.fitToScreen(); });
     stage.addEventListener("keydown", function (event) {
       var c = centre(), step = 40, handled = true;
       switch (event.key) {
