@@ -3,137 +3,126 @@
 Why a child process: the decoders are C (libjpeg, zlib, OpenJPEG, pydicom's handlers through
 numpy); a Python thread running one cannot be stopped at a deadline, and a memory limit
 (RLIMIT_AS) set in the web or worker process would bound everything else there too (torch, the
-request threads). A child gets its own limit and is killed when its time is up; whatever a hostile
-file makes it do, the caller gets an ``XRayError`` and carries on.
+request threads). A child gets its own limits from the kernel (RLIMIT_AS, an alarm at the
+deadline); whatever a hostile file makes it do, the caller gets an ``XRayError`` and carries on.
 
-Why ``forkserver``: the web (gunicorn threads) and the worker are multi-threaded, and forking a
-threaded process can copy a lock some other thread held; ``spawn`` would import numpy, Pillow
-and pydicom again for every file (about half a second). The fork server starts once, a clean
-single-threaded interpreter with ``ml.core.reading`` imported, and forks a child per file in a few
-milliseconds. A semaphore bounds how many children one process runs at once (``concurrency``), so
-a burst of uploads costs at most ``concurrency`` x ``memory_mb``.
+Why a decode server of our own (``ml.core.decode_server``): the web (gunicorn threads) and the
+worker (Celery's prefork pool, whose processes multiprocessing refuses to let have children) are
+poor places to fork from, and starting a fresh interpreter per file would import numpy, Pillow
+and pydicom again (about half a second). Each process starts one server, a plain subprocess that
+imports the readers once, single-threaded, and forks a child per file in a few milliseconds. A
+semaphore bounds how many files one process has read at once (``concurrency``), so a burst of
+uploads costs at most ``concurrency`` x ``memory_mb``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import atexit
 import os
-import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
-from ml.core.errors import DecodeLimitExceeded, XRayError
-from ml.core.reading import XRay, read_xray
+from ml.core import decode_protocol as protocol
+from ml.core.errors import DecodeLimitExceeded
+from ml.core.reading import XRay
+
+SERVER_START_S = 60.0  # the server imports numpy, Pillow and pydicom: seconds on a busy machine
 
 
 @dataclass(frozen=True)
 class DecodeLimits:
     memory_mb: int = 1024  # address space the decoding may add to the child's, beyond its start
-    time_s: float = 20.0  # from the child's start to its answer
-    concurrency: int = 2  # children per process at once
+    time_s: float = 10.0  # from the child's start to its answer
+    concurrency: int = 2  # files one process reads at once
 
 
 _lock = threading.Lock()
-_context = None
+_server: dict = {}  # pid of the process that started it, path of its socket, the Popen
 _slots: dict[int, threading.BoundedSemaphore] = {}
-
-
-def _start_context(concurrency: int):
-    global _context
-    with _lock:
-        if _context is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(["ml.core.bounded", "ml.core.decode_warmup"])
-            _context = context
-        slots = _slots.setdefault(concurrency, threading.BoundedSemaphore(concurrency))
-    return _context, slots
 
 
 def read_xray_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> XRay:
     """``read_xray(data)`` in a child process within ``limits``. Raises what read_xray raises,
     and DecodeLimitExceeded when the child runs out of memory or time (or dies)."""
-    context, slots = _start_context(max(1, limits.concurrency))
-    with slots:
-        receiver, sender = context.Pipe(duplex=False)
-        child = context.Process(target=_decode, args=(data, limits.memory_mb * 2**20, sender),
-                                daemon=True, name="xray-decode")
-        child.start()
-        sender.close()
-        try:
-            if not receiver.poll(limits.time_s):
-                raise DecodeLimitExceeded(
-                    f"Reading the image took longer than {limits.time_s:g} s, far longer than "
-                    "any chest X-ray needs; it was stopped.")
-            try:
-                outcome, value = receiver.recv()
-            except (EOFError, OSError):  # the child died: the kernel or a decoder killed it
-                outcome, value = "memory", None
-        finally:
-            if child.is_alive():
-                child.kill()
-            child.join()
-            receiver.close()
+    with _slots_for(max(1, limits.concurrency)):
+        started = time.monotonic()
+        outcome, value, _ = _ask(data, limits.memory_mb * 2**20, limits.time_s)
     if outcome == "ok":
         return value
-    if outcome == "memory":
+    if outcome == "died" and time.monotonic() - started >= limits.time_s * 0.9:
+        outcome = "time"
+    if outcome == "time":
+        raise DecodeLimitExceeded(
+            f"Reading the image took longer than {limits.time_s:g} s, far longer than any chest "
+            "X-ray needs; it was stopped.")
+    if outcome in ("memory", "died"):
         raise DecodeLimitExceeded(
             f"Reading the image needs more than {limits.memory_mb} MB of memory, far more than "
             "any chest X-ray needs; it was refused.")
     raise value
 
 
-def _decode(data: bytes, memory_bytes: int, sender) -> None:
-    """The child: read, answer ("ok", XRay) / ("refused", XRayError) / ("memory", None)."""
-    try:
-        _limit_address_space(memory_bytes)
-        xray = read_xray(data)
-        sender.send(("ok", xray))
-    except MemoryError:
-        sender.send(("memory", None))
-    except XRayError as exc:
-        # A decoder that cannot allocate says so in its own words (Pillow: OSError, then the
-        # reader's CorruptImage); the limit is the reason, not damage.
-        cause = exc.__cause__
-        if isinstance(cause, MemoryError) or (
-                isinstance(cause, OSError) and "memory" in str(cause).lower()):
-            sender.send(("memory", None))
-        else:
-            sender.send(("refused", exc))
-    finally:
-        sender.close()
-
-
-def _limit_address_space(memory_bytes: int) -> None:
-    """RLIMIT_AS: what the child has mapped at start (the interpreter, numpy's thread buffers)
-    plus ``memory_bytes``. Linux's /proc gives the start; elsewhere there is no limit."""
-    try:
-        with open("/proc/self/statm") as statm:
-            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        return
-    ceiling = mapped + memory_bytes
-    resource.setrlimit(resource.RLIMIT_AS, (ceiling, ceiling))
-
-
 def peak_memory_mb(data: bytes) -> float:
-    """The largest resident size (MB) of a child that reads ``data`` with no limits: what a
-    decode costs, for tests and capacity planning."""
-    context, _ = _start_context(1)
-    receiver, sender = context.Pipe(duplex=False)
-    child = context.Process(target=_measure, args=(data, sender), daemon=True)
-    child.start()
-    sender.close()
-    try:
-        return receiver.recv()
-    finally:
-        child.join()
-        receiver.close()
+    """The largest resident size (MB) of a child that reads ``data`` with no memory limit:
+    what a decode costs, for tests and capacity planning."""
+    return _ask(data, 0, 600.0)[2] / 1024
 
 
-def _measure(data: bytes, sender) -> None:
-    try:
-        read_xray(data)
-    except XRayError:
-        pass
-    sender.send(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    sender.close()
+def _slots_for(concurrency: int) -> threading.BoundedSemaphore:
+    with _lock:
+        return _slots.setdefault(concurrency, threading.BoundedSemaphore(concurrency))
+
+
+def _ask(data: bytes, memory_bytes: int, time_s: float):
+    """(outcome, value, peak KB) from a child of the server: outcome "ok" (an XRay), "refused"
+    (the XRayError), "memory", "time" or "died" (no answer: the kernel ended it)."""
+    deadline = time.monotonic() + time_s + 5.0  # the child's own alarm comes first
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.connect(_server_path())
+        try:
+            protocol.send(connection, (data, memory_bytes, time_s))
+            return protocol.receive(connection, deadline)
+        except TimeoutError:
+            return "time", None, 0
+        except (EOFError, ConnectionError):
+            return "died", None, 0
+
+
+def _server_path() -> str:
+    """The socket of this process's decode server, started on first use (and again in a forked
+    process, or after the server died)."""
+    with _lock:
+        process = _server.get("process")
+        if _server.get("pid") == os.getpid() and process is not None and process.poll() is None:
+            return _server["path"]
+        folder = tempfile.mkdtemp(prefix="xray-decode-")  # 0700: only this user can connect
+        path = os.path.join(folder, "socket")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ml.core.decode_server", path, str(os.getpid())],
+            cwd=Path(__file__).resolve().parents[2], stdin=subprocess.DEVNULL)
+        _wait_for(path, process)
+        _server.update(pid=os.getpid(), path=path, process=process)
+        atexit.register(_stop, process, folder)
+        return path
+
+
+def _wait_for(path: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_S
+    while not os.path.exists(path):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"The X-ray decode server did not start (exit {process.poll()}).")
+        time.sleep(0.02)
+
+
+def _stop(process: subprocess.Popen, folder: str) -> None:
+    if process.poll() is None:
+        process.terminate()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFilesSent
+from django.db import connection, transaction
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework import status as http
@@ -62,7 +63,7 @@ def exception_handler(exc, context):
         exc = ValidationError({"images": f"At most {settings.MAX_UPLOAD_FILES} files per case."})
     elif isinstance(exc, RequestDataTooBig):
         exc = ValidationError("The request's form fields are too large.")
-    response = drf_exception_handler(exc, context)
+    response = _without_foreign_rollback(exc, context)
     if response is None:
         return None
     data = response.data
@@ -70,6 +71,19 @@ def exception_handler(exc, context):
         response.data = {k: (str(v) if k == "detail" else v) for k, v in data.items()}
     else:
         response.data = {"detail": "The request is not valid.", "errors": _flatten(data)}
+    return response
+
+
+def _without_foreign_rollback(exc, context):
+    """DRF's handler marks any open transaction for rollback, taking it for the request's
+    (ATOMIC_REQUESTS). A view that opted out (``non_atomic_requests``: the uploads, issue 21)
+    has none: a transaction around it (a test's) is not the view's to end."""
+    dispatch = getattr(context.get("view"), "dispatch", None)
+    if not getattr(dispatch, "_non_atomic_requests", None) or not connection.in_atomic_block:
+        return drf_exception_handler(exc, context)
+    marked = connection.needs_rollback
+    response = drf_exception_handler(exc, context)
+    transaction.set_rollback(marked)
     return response
 
 

@@ -62,6 +62,12 @@ def begin(request, scope: str, files=(), fields: dict | None = None) -> Claim | 
     return claim
 
 
+def lock(claim: Claim) -> None:
+    """Take the claim's key lock again, in a later transaction of the same request (a view that
+    reads its files between two short transactions rather than inside one)."""
+    _lock(claim)
+
+
 def replay(data) -> Response:
     """The answer to a retry: 200 with the earlier object, marked as replayed."""
     response = Response(data)

@@ -3,6 +3,7 @@ services.access (querysets), so every view gets a 404 for what the user may not 
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -26,6 +27,10 @@ IMAGE_KINDS = ("original", "preview", "mask", "overlay")  # the pages serve no D
 SHOWN_BY_THE_CASE_PAGE = ("preview", "mask", "overlay")  # fetched by the page itself
 
 
+# Not one transaction per request (ATOMIC_REQUESTS): reading the files takes seconds, and on
+# SQLite an open transaction holds the one write lock that every other request waits for. The
+# case is stored in a short transaction of its own (uploads.store_case; issue 21).
+@transaction.non_atomic_requests
 @require_http_methods(["GET", "POST"])
 def upload(request):
     if request.method == "POST":

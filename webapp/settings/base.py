@@ -86,7 +86,8 @@ def configure_database(database: dict) -> dict:
     SQLite's defaults the concurrent writers get "database is locked" at once. WAL lets readers
     run beside the one writer, IMMEDIATE takes the write lock at BEGIN (a deferred transaction
     that upgrades to a write cannot wait for the lock, it fails), and the timeout makes a writer
-    wait its turn instead of failing."""
+    wait its turn instead of failing. Uploads opt out (``non_atomic_requests``): they read their
+    files outside any transaction, for seconds, and store the case in a short one (issue 21)."""
     database["ATOMIC_REQUESTS"] = True
     if database["ENGINE"] == "django.db.backends.sqlite3":
         # The embedded default's folder (var/) must exist before the first connection, or a
@@ -139,6 +140,11 @@ STATICFILES_DIRS = [BASE_DIR / "webapp" / "static"]
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private-media")
 MAX_UPLOAD_FILE_BYTES = env.int("MAX_UPLOAD_FILE_BYTES", default=50 * 1024 * 1024)
 MAX_UPLOAD_FILES = env.int("MAX_UPLOAD_FILES", default=20)
+# Reading a file's content (issue 21): in a child process with this much memory and time, at most
+# this many at once per web or worker process (ml.core.bounded; the rules: ml.core.limits).
+XRAY_DECODE_MEMORY_MB = env.int("XRAY_DECODE_MEMORY_MB", default=1024)
+XRAY_DECODE_TIME_S = env.float("XRAY_DECODE_TIME_S", default=10.0)
+XRAY_DECODE_CONCURRENCY = env.int("XRAY_DECODE_CONCURRENCY", default=2)
 # Django refuses requests with more files than this before any view runs.
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_UPLOAD_FILES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024  # larger uploads spool to a temp file

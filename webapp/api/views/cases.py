@@ -1,11 +1,13 @@
 """/api/v1/cases/: list (filtered, ordered, paginated) and submit; one case: read, delete; one
 image: read. Submitting goes through the same service as the upload page
-(``submission.submit_case``); the API adds batches and idempotency keys."""
+(``submission``: prepare_case, then store_submission); the API adds batches and idempotency keys."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
+from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status as http
@@ -28,7 +30,7 @@ from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage
 from webapp.cases.services import access, worklist
 from webapp.cases.services.deletion import delete_case
-from webapp.cases.services.submission import submit_case
+from webapp.cases.services.submission import prepare_case, store_submission
 from webapp.cases.services.uploads import DuplicateReference, UploadRejected
 
 
@@ -48,6 +50,9 @@ def _submitted_form(request) -> dict:
     return form
 
 
+# Not one transaction per request: a submission's files are read outside any transaction (on
+# SQLite an open one holds the write lock every other request waits for); see ``_create``.
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class CaseListCreate(ApiView):
     parser_classes = [MultiPartParser, FormParser]
 
@@ -108,30 +113,45 @@ class CaseListCreate(ApiView):
         fields = {"client_reference": reference}
         if team is not None:  # only when given, so keys of requests without one hash as before
             fields["team"] = team.pk
-        claim = idempotency.begin(request, "case", files, fields)
-        record = claim.previous() if claim else None
+        with transaction.atomic():  # a retry is answered here, before any file is read
+            claim = idempotency.begin(request, "case", files, fields)
+            record = claim.previous() if claim else None
+        if record is None:
+            try:
+                record, case = self._create(request, claim, files, reference, team,
+                                            form.validated_data.get("batch"))
+            except DuplicateReference as exc:
+                body = {"detail": exc.messages[0]}
+                if exc.case_id is not None:
+                    body["case"] = str(exc.case_id)
+                raise Conflict(body) from exc
+            except UploadRejected as exc:
+                raise refused(exc.messages) from exc
         if record is not None:
             case = _with_images(Case.objects.filter(pk=record.case_id)).get()
             self.audit(Action.VIEW_CASE, case, replay=True)
             return idempotency.replay(CaseSerializer(case_payload(request, case)).data)
-
-        try:
-            case = submit_case(request.user, files, audit.client_address(request), reference,
-                               team=team)
-        except DuplicateReference as exc:
-            body = {"detail": exc.messages[0]}
-            if exc.case_id is not None:
-                body["case"] = str(exc.case_id)
-            raise Conflict(body) from exc
-        except UploadRejected as exc:
-            raise refused(exc.messages) from exc
-        if "batch" in form.validated_data:
-            batches.add_case(form.validated_data["batch"], case)
-        if claim:
-            claim.remember(case=case)
         payload = case_payload(request, _with_images(Case.objects.filter(pk=case.pk)).get())
         return Response(CaseSerializer(payload).data, status=http.HTTP_201_CREATED,
                         headers={"Location": payload["url"]})
+
+    def _create(self, request, claim, files, reference, team, batch):
+        """(None, the new case), or (the key's record, None) when a retry with the same key
+        created the case while this one read its files. The files are read outside any
+        transaction; the case, its batch link and the key are stored in one short one."""
+        prepared = prepare_case(request.user, files, reference, team)
+        with transaction.atomic():
+            if claim:
+                idempotency.lock(claim)
+                record = claim.previous()
+                if record is not None:
+                    return record, None
+            case = store_submission(request.user, prepared, audit.client_address(request))
+            if batch is not None:
+                batches.add_case(batch, case)
+            if claim:
+                claim.remember(case=case)
+        return None, case
 
 
 class CaseDetail(ApiView):

@@ -47,7 +47,9 @@ import logging
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.urls import reverse
+from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -62,7 +64,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
-from ml.core.errors import NotChestRadiograph
+from ml.core.errors import DecodeLimitExceeded, NotChestRadiograph
 from webapp.api import dicomweb
 from webapp.api.errors import errors
 from webapp.api.views.base import ApiView
@@ -139,6 +141,10 @@ STORE_SCHEMA = dict(
 )
 
 
+# Not one transaction per request: the parts are read and checked outside any transaction (on
+# SQLite an open one holds the write lock every other request waits for); each study's case is
+# stored in a short transaction of its own (uploads.store_case; issue 21).
+@method_decorator(transaction.non_atomic_requests, name="dispatch")
 class StudiesStore(ApiView):
     """POST multipart/related; type="application/dicom" (one DICOM PS3.10 file per part)."""
 
@@ -277,4 +283,6 @@ def _reason(cause) -> int:
         return dicomweb.DOES_NOT_MATCH_SOP_CLASS
     if isinstance(cause, NotChestRadiograph):  # another modality: a CT is another SOP Class
         return dicomweb.SOP_CLASS_NOT_SUPPORTED
+    if isinstance(cause, DecodeLimitExceeded):  # more memory or time than an X-ray needs
+        return dicomweb.OUT_OF_RESOURCES
     return dicomweb.CANNOT_UNDERSTAND

@@ -3,7 +3,10 @@ task share.
 
 - access:      visible_cases, get_visible_case, get_visible_image (owner, teammates and
                admins; 404 for strangers), may_delete (owner and admins)
-- submission:  submit_case, the one way a case comes in (pages, API, later a DICOM listener)
+- submission:  submit_case, the one way a case comes in (pages, API, later a DICOM listener);
+               prepare_case (every check, no transaction) + store_submission (a short one)
+- checks:      read_checked, the one check of a file's content (within decode limits) that
+               uploads, STOW-RS, the DICOM listener and the worker share
 - teams:       submission_team (the new case's team: the uploader's choice or first team)
 - uploads:     validate_upload(s), create_case (the storage transaction), UploadRejected,
                DuplicateReference

@@ -12,11 +12,10 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from ml.core.errors import XRayError
-from ml.core.reading import read_xray
 from webapp.cases.models import Job, JobStatus
 from webapp.cases.services import files, rendering
+from webapp.cases.services.checks import read_checked
 from webapp.cases.services.jobs import claim_job, complete_job, fail_job
-from webapp.cases.services.projection import check_frontal
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +137,9 @@ def _read(job):
     """The job's stored X-ray, checked, and the timings so far (queue wait, read)."""
     timings = {"queue_wait": round((job.started_at - job.queued_at).total_seconds() * 1000, 1)}
     started = time.perf_counter()
-    xray = read_xray(files.read(job.image.original.name))
-    # Refused at upload; checked again for a job that got here another way. The header read at
-    # upload (image.metadata) counts too, in case the stored file's header lost the field.
-    check_frontal(xray.metadata)
-    check_frontal(job.image.metadata or {})
+    # Checked at upload; checked again, by the same rules and limits, for a job that got here
+    # another way (a stored copy changed since). The header read at upload counts too.
+    xray = read_checked(files.read(job.image.original.name), job.image.metadata or {})
     timings["read"] = _ms(started)
     return xray, timings
 

@@ -7,18 +7,44 @@ top (an API batch, an idempotency key) is its own business."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from webapp.cases.models import Case
 from webapp.cases.services.teams import submission_team
-from webapp.cases.services.uploads import DuplicateReference, create_case
+from webapp.cases.services.uploads import (
+    DuplicateReference,
+    ValidatedUpload,
+    store_case,
+    validate_uploads,
+)
 
 REFERENCE_MAX_LENGTH = 200  # Case.client_reference
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A case ready to store: its files read and checked, its reference and team decided."""
+
+    uploads: list[ValidatedUpload]
+    reference: str
+    team: object
 
 
 def submit_case(user, uploaded_files, client_address: str | None,
                 client_reference: str | None = "", team=None) -> Case:
     """Create a case (its images, queued jobs and audit row) from ``uploaded_files``, in
     ``team``: the user's choice among their teams (services.teams.submission_team: a Team, an id
-    or a name; None: their first team by name, none if they have none).
+    or a name; None: their first team by name, none if they have none). ``prepare_case`` then
+    ``store_submission``; raises what they raise."""
+    return store_submission(user, prepare_case(user, uploaded_files, client_reference, team),
+                            client_address)
+
+
+def prepare_case(user, uploaded_files, client_reference: str | None = "",
+                 team=None) -> Submission:
+    """Every check of a submission, with no transaction of its own: interfaces call it outside
+    any transaction, so that reading the files (seconds for a large or hostile one) never holds
+    a database lock (on SQLite, the one write lock every request waits for; issue 21).
 
     Raises DuplicateReference, with the existing case's id, when the user already has a case
     with this reference: checked here before any file is read, since reading and de-identifying
@@ -33,4 +59,10 @@ def submit_case(user, uploaded_files, client_address: str | None,
         if existing is not None:
             raise DuplicateReference(reference, existing)
     chosen = submission_team(user, team)
-    return create_case(user, uploaded_files, client_address, reference, team=chosen)
+    return Submission(uploads=validate_uploads(uploaded_files), reference=reference, team=chosen)
+
+
+def store_submission(user, submission: Submission, client_address: str | None) -> Case:
+    """The case of a prepared submission, in one short transaction (``uploads.store_case``)."""
+    return store_case(user, submission.uploads, client_address, submission.reference,
+                      team=submission.team)

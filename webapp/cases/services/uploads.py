@@ -1,6 +1,6 @@
-"""Accepting uploads: each file is checked by its content (the ml package's reader decodes it
-fully; a DICOM whose header names a lateral or other non-frontal view is refused,
-services.projection), then the case, its images, their jobs and the audit row are written in one
+"""Accepting uploads: each file is checked by its content (services.checks: the ml package's
+reader decodes it fully, within memory and time limits; a DICOM whose header names a lateral or
+other non-frontal view is refused), then the case, its images, their jobs and the audit row are written in one
 transaction; the jobs are sent to the queue only once that transaction has committed.
 
 Interfaces do not call ``create_case`` themselves: they call ``submission.submit_case``, which
@@ -17,14 +17,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from ml.core.errors import XRayError
-from ml.core.reading import XRay, read_xray
+from ml.core.reading import XRay
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage, Job
 from webapp.cases.services import files, rendering
+from webapp.cases.services.checks import read_checked
 from webapp.cases.services.deidentify import DeidentificationError, deidentify_dicom
 from webapp.cases.services.jobs import enqueue_job_on_commit
-from webapp.cases.services.projection import check_frontal
 
 
 class UploadRejected(ValueError):
@@ -50,6 +50,9 @@ class ValidatedUpload:
     data: bytes  # what is stored: a DICOM is de-identified first (DICOM_DEIDENTIFY_ON_STORE)
     xray: XRay
     sha256: str
+    # A browser cannot show DICOM: an 8-bit PNG so the page shows the X-ray at once. Encoded here,
+    # not while the case is stored: a large film takes a second, and storing holds the write lock.
+    preview: bytes
 
 
 def clean_filename(name: str | None) -> str:
@@ -76,8 +79,7 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
     if len(data) > limit:
         raise UploadRejected([f"{name}: the file is larger than the limit of {limit // 2**20} MB."])
     try:
-        xray = read_xray(data)
-        check_frontal(xray.metadata)  # a lateral film read as frontal gives a meaningless answer
+        xray = read_checked(data)
     except XRayError as exc:
         raise UploadRejected([f"{name}: {exc}"]) from exc
     sha256 = hashlib.sha256(data).hexdigest()  # of the file as received
@@ -87,7 +89,8 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
             data = deidentify_dicom(data)
         except DeidentificationError as exc:
             raise UploadRejected([f"{name}: {exc}"]) from exc
-    return ValidatedUpload(name=name, data=data, xray=xray, sha256=sha256)
+    return ValidatedUpload(name=name, data=data, xray=xray, sha256=sha256,
+                           preview=rendering.preview_png(xray.pixels))
 
 
 def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
@@ -192,8 +195,7 @@ def _store_image(case: Case, position: int, upload: ValidatedUpload, written: li
     )
     image.original.name = files.save(files.original_name(image, xray.source_format), upload.data)
     written.append(image.original.name)
-    # A browser cannot show DICOM: keep an 8-bit PNG so the page shows the X-ray at once.
-    image.preview.name = files.save(files.preview_name(image), rendering.preview_png(xray.pixels))
+    image.preview.name = files.save(files.preview_name(image), upload.preview)
     written.append(image.preview.name)
     image.save()
     return image

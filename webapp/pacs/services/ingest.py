@@ -8,7 +8,6 @@ ago, it has room, and its results have not gone out)."""
 
 from __future__ import annotations
 
-import io
 import logging
 from datetime import timedelta
 
@@ -19,7 +18,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from ml.core.errors import NotChestRadiograph
+from ml.core.errors import DecodeLimitExceeded, NotChestRadiograph
+from ml.core.limits import read_dicom_header
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case
@@ -59,7 +59,7 @@ def receive_instance(node: DicomNode, data: bytes, association: str,
     row and whether it is new (False: this node sent this instance before, and it is kept
     once). Raises InstanceRefused with the C-STORE status and the reason."""
     try:
-        header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+        header = read_dicom_header(data)  # a Deflated one: a bounded part inflated
     except Exception as exc:  # pydicom raises many types on a damaged stream
         raise _refused(node, address, CANNOT_UNDERSTAND,
                        f"The DICOM data set cannot be read ({exc}).") from exc
@@ -98,8 +98,8 @@ def refusal_status(exc: UploadRejected) -> int:
     """The C-STORE status for an upload check's refusal, by what refused it."""
     if isinstance(exc.__cause__, NotChestRadiograph):  # a CT, a lateral film
         return NOT_A_CHEST_RADIOGRAPH
-    if exc.__cause__ is None:  # the size limit: the only check that reads no content
-        return OUT_OF_RESOURCES
+    if exc.__cause__ is None or isinstance(exc.__cause__, DecodeLimitExceeded):
+        return OUT_OF_RESOURCES  # the size limit (reads no content), or the decoding's limits
     return CANNOT_UNDERSTAND
 
 
