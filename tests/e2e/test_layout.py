@@ -66,6 +66,9 @@ def test_pages_fit_a_phone_screen(live_server, long_named_case):
         assert viewer.query_selector("canvas").evaluate(BOX)[1] < PHONE["height"] - 100
         film = viewer.evaluate(FILM)
         assert film[0] >= 0 and film[2] <= PHONE["width"] + 0.5, film
+        # As sharp as the screen: as many canvas pixels as the phone has device pixels.
+        density = viewer.query_selector("canvas").evaluate("c => c.width / c.getBoundingClientRect().width")
+        assert density == pytest.approx(3, abs=0.02)
 
 
 def test_fit_shows_the_whole_film_and_a_resize_keeps_the_zoom(live_server, multi_image_case):

@@ -67,15 +67,22 @@
     return [width, Math.max(1, height)];
   };
 
-  // Sizes the canvases; true when they changed (which clears them).
+  // Sizes the canvases; true when they changed (which clears them). this.size is in CSS pixels,
+  // as the view is; each canvas holds that many device pixels (a phone has 2 or 3 to a CSS
+  // pixel), so that the film is as sharp as the screen can show it.
   Viewer.prototype.resize = function () {
-    var size = this.canvasSize(), changed = false;
+    var size = this.canvasSize(), ratio = window.devicePixelRatio || 1, changed = false;
+    var pixels = [Math.round(size[0] * ratio), Math.round(size[1] * ratio)];
     this.canvases[1].hidden = !this.settings().sideBySide;
     this.canvases.forEach(function (canvas) {
-      if (canvas.width !== size[0] || canvas.height !== size[1]) {
-        canvas.width = size[0]; canvas.height = size[1]; changed = true;
+      if (canvas.width !== pixels[0] || canvas.height !== pixels[1]) {
+        canvas.width = pixels[0]; canvas.height = pixels[1]; changed = true;
       }
+      canvas.style.width = size[0] + "px";  // the CSSOM, which the Content-Security-Policy allows
+      canvas.style.height = size[1] + "px";
     });
+    this.size = size;
+    this.ratio = ratio;
     return changed;
   };
 
@@ -83,7 +90,7 @@
   Viewer.prototype.fit = function () {
     if (!this.image) { return; }
     this.resize();
-    var w = this.canvases[0].width, h = this.canvases[0].height;
+    var w = this.size[0], h = this.size[1];
     var scale = Math.min(w / this.image.naturalWidth, h / this.image.naturalHeight);
     this.view = { scale: scale, x: (w - this.image.naturalWidth * scale) / 2,
                   y: (h - this.image.naturalHeight * scale) / 2 };
@@ -96,10 +103,10 @@
   Viewer.prototype.relayout = function () {
     if (!this.image) { return; }
     if (this.fitted) { this.fit(); return; }
-    var before = [this.canvases[0].width, this.canvases[0].height];
+    var before = this.size;
     if (!this.resize()) { return; }
-    this.view.x += (this.canvases[0].width - before[0]) / 2;
-    this.view.y += (this.canvases[0].height - before[1]) / 2;
+    this.view.x += (this.size[0] - before[0]) / 2;
+    this.view.y += (this.size[1] - before[1]) / 2;
     this.draw();
   };
 
@@ -133,8 +140,9 @@
       context.setTransform(1, 0, 0, 1, 0, 0);
       context.fillStyle = "#000";
       context.fillRect(0, 0, canvas.width, canvas.height);
-      context.setTransform(v.scale, 0, 0, v.scale, v.x, v.y);
-      context.imageSmoothingEnabled = v.scale < 2;  // see the pixels when zoomed right in
+      var r = self.ratio;  // the view is in CSS pixels, the canvas in device pixels
+      context.setTransform(v.scale * r, 0, 0, v.scale * r, v.x * r, v.y * r);
+      context.imageSmoothingEnabled = v.scale * r < 2;  // see the pixels when zoomed right in
       context.filter = filter;
       context.drawImage(self.image, 0, 0);
       context.filter = "none";
@@ -165,7 +173,7 @@
 
   Viewer.prototype.bindControls = function () {
     var self = this, stage = this.part("stage");
-    var centre = function () { return [self.canvases[0].width / 2, self.canvases[0].height / 2]; };
+    var centre = function () { return self.size ? [self.size[0] / 2, self.size[1] / 2] : [0, 0]; };
     this.root.querySelectorAll("[data-viewer-action]").forEach(function (button) {
       button.addEventListener("click", function () {
         var c = centre(), action = button.dataset.viewerAction;
