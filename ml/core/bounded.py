@@ -62,10 +62,14 @@ def read_xray_bounded(data: bytes, limits: DecodeLimits = DecodeLimits()) -> XRa
         raise DecodeLimitExceeded(
             f"Reading the image took longer than {limits.time_s:g} s, far longer than any chest "
             "X-ray needs; it was stopped.")
-    if outcome in ("memory", "died"):
+    if outcome == "memory":
         raise DecodeLimitExceeded(
             f"Reading the image needs more than {limits.memory_mb} MB of memory, far more than "
             "any chest X-ray needs; it was refused.")
+    if outcome == "died":  # the kernel ended it: memory that no allocator reported, or a fault
+        raise DecodeLimitExceeded(
+            f"Reading the image stopped its reader (more than {limits.memory_mb} MB of memory, "
+            "or a decoder fault); the file cannot be used.")
     raise value
 
 

@@ -104,3 +104,35 @@ def test_every_shared_image_passes_the_limits():
     for extension in ("dcm", "jpg", "png"):
         for path in subset_images(extension)[:5]:
             assert read_xray_bounded(path.read_bytes()).pixels.shape == (1024, 1024)
+
+
+CALLER = """
+import resource, sys
+from ml.core.bounded import read_xray_bounded
+from ml.core.errors import XRayError
+data = open(sys.argv[1], "rb").read()
+try:
+    read_xray_bounded(data)
+except XRayError:
+    pass
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+@pytest.mark.parametrize("kind", ["largest_png", "png_8192", "deflated_bomb", "many_scans"])
+def test_the_callers_own_peak_stays_small(tmp_path, largest_png, kind):
+    """What the web or worker process itself holds at its peak (ru_maxrss of a process that
+    reads the file as they do): the decoding's memory is the child's, not the caller's."""
+    import subprocess
+    import sys
+
+    from tests.support.data import REPO
+
+    data = {"largest_png": lambda: largest_png, "png_8192": lambda: hostile.png16(8192),
+            "deflated_bomb": hostile.deflated_bomb,
+            "many_scans": lambda: hostile.many_scan_jpeg(8000)}[kind]()
+    path = tmp_path / "file"
+    path.write_bytes(data)
+    result = subprocess.run([sys.executable, "-c", CALLER, str(path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120, check=True)
+    assert int(result.stdout.strip()) < 250, result.stdout  # MB: the interpreter, the pixels
