@@ -76,8 +76,8 @@ def inflate_dicom(data: bytes, max_bytes: int = MAX_DATASET_BYTES, cut: bool = F
 
     Raises DecodeLimitExceeded past ``max_bytes`` (``cut``: keeps the first ``max_bytes``
     instead); CorruptImage for a damaged stream."""
-    if len(data) < 132 or data[128:132] != b"DICM" or DEFLATED.encode() not in data[:4096]:
-        return data
+    if len(data) < 132 or data[128:132] != b"DICM" or DEFLATED.encode() not in data:
+        return data  # (the meta's length is the sender's: the whole file is searched)
     meta, offset = _split_meta(data)
     if str(meta.get("TransferSyntaxUID", "")).strip("\x00 ") != DEFLATED:
         return data
