@@ -51,6 +51,7 @@ def _child(connection) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         data, memory_bytes, time_s = protocol.receive(connection)
         signal.setitimer(signal.ITIMER_REAL, time_s)  # SIGALRM's default action ends the child
+        _first_for_the_oom_killer()
         if memory_bytes:
             _limit_address_space(memory_bytes)
         protocol.send(connection, _read(data))
@@ -73,6 +74,16 @@ def _read(data: bytes) -> tuple:
             isinstance(cause, OSError) and "memory" in str(cause).lower())
         outcome, value = ("memory", None) if short else ("refused", exc)
     return outcome, value, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _first_for_the_oom_killer() -> None:
+    """When a container runs out of memory, the kernel ends this child before the web or worker
+    process (raising one's own score needs no privilege; Linux only)."""
+    try:
+        with open("/proc/self/oom_score_adj", "w") as score:
+            score.write("1000")
+    except OSError:
+        pass
 
 
 def _limit_address_space(memory_bytes: int) -> None:
