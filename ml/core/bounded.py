@@ -128,5 +128,5 @@ def _wait_for(path: str, process: subprocess.Popen) -> None:
 
 def _stop(process: subprocess.Popen, folder: str) -> None:
     if process.poll() is None:
-        process.terminate()
+        process.kill()  # it ignores SIGTERM (ml.core.decode_server)
     shutil.rmtree(folder, ignore_errors=True)

@@ -22,7 +22,11 @@ PARENT_CHECK_S = 2.0
 
 def main(path: str, parent: int) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # A stop sent to the whole group or cgroup (systemd, Ctrl-C, a worker's warm shutdown) is
+    # for the process that started this one: a file being read is read to its end, for a job
+    # that is finishing. The server ends once that process has gone; its children at their alarm.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".new")
     os.rename(path + ".new", path)  # the client waits for the name: it appears ready to accept

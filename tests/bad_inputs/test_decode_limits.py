@@ -138,3 +138,20 @@ def test_the_callers_own_peak_stays_small(tmp_path, largest_png, kind):
     result = subprocess.run([sys.executable, "-c", CALLER, str(path)], cwd=REPO,
                             capture_output=True, text=True, timeout=120, check=True)
     assert int(result.stdout.strip()) < 250, result.stdout  # MB: the interpreter, the pixels
+
+
+def test_a_stop_sent_to_the_whole_group_leaves_the_decode_server_serving():
+    """systemd, Ctrl-C and a worker's warm shutdown signal the whole process group: the server
+    (and a read in progress) carries on for the process that is finishing its job."""
+    import os
+    import signal
+
+    from ml.core import bounded
+
+    assert read_xray_bounded(hostile.explicit_dicom()).width == 256
+    server = bounded._server["process"]
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        os.kill(server.pid, stop)
+    time.sleep(0.5)
+    assert server.poll() is None
+    assert read_xray_bounded(hostile.explicit_dicom()).width == 256
