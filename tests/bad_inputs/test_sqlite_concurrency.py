@@ -32,7 +32,7 @@ def site(tmp_path):
 
 def test_a_slow_upload_does_not_hold_up_another_users_list(site):
     # Legitimate but slow to check: progressive JPEGs whose largest scan repeats (60 scans, under
-    # the limit), about two seconds each to decode.
+    # the limit), a second or two each to decode on two busy cores.
     files = [(f"slow-{n}.jpg", hostile.many_scan_jpeg(60, 4096, repeat="last")) for n in range(4)]
     uploader, reader = site.login("uploader", PASSWORD), site.login("reader", PASSWORD)
     assert reader.get(f"{site.url}/", timeout=30).status_code == 200
