@@ -8,6 +8,8 @@ import sys
 from celery.signals import celeryd_after_setup, worker_process_init
 
 from workers import metrics  # noqa: F401  (job histograms on WORKER_METRICS_PORT; off by default)
+# Before load_model below: its pool-process handler must ignore SIGTERM before the model loads.
+from workers import shutdown  # noqa: F401  (a clean warm shutdown on a group-wide SIGTERM)
 
 try:
     from workers import batching  # noqa: F401  (its consumer step batches the gpu queue's jobs)
