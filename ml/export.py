@@ -11,6 +11,9 @@ its metadata (the backend refuses an ONNX file exported from another model file)
 
 Put it next to the model file with the same stem (as above), or say where it is with
 ``PNEUMOTHORAX_ONNX_MODEL`` / ``ml.predict --onnx-model``. Needs ``onnx`` and ``onnxscript``.
+``ml.predict --backend onnx`` and a worker on the onnx backend export it there by themselves
+when it is missing or stale (``ml.serving.backends.ensure_onnx_export``); this command exports
+unconditionally.
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ names one; weights are never downloaded.
 the fastest this machine supports: ``torch-bf16`` on a CPU with native bf16, else ``onnx`` where
 onnxruntime and the model's ONNX file are there, else ``torch`` (eager fp32). The ``onnx``
 backend reads the ``.onnx`` next to the model file (same stem), or ``--onnx-model`` /
-``PNEUMOTHORAX_ONNX_MODEL``; make it with ``python -m ml.export --onnx MODEL OUT.onnx``.
+``PNEUMOTHORAX_ONNX_MODEL``; where that is missing or was exported from another model file, it
+exports it there first, once (tens of seconds), as a worker on ``INFERENCE_BACKEND=onnx`` does.
 """
 
 from __future__ import annotations

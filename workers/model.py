@@ -54,10 +54,10 @@ def backend_name() -> str:
 
 def check_backend(info) -> str | None:
     """None if the configured backend can run here, else the reason. For the onnx backend, an
-    ONNX file that is missing, or was exported from another model file, is exported here, once,
-    in the main process before the pool forks (PNEUMOTHORAX_ONNX_MODEL, else next to the model
-    file); it takes tens of seconds. No .onnx is kept in git: the model file is the one source."""
-    from ml.serving import backends
+    ONNX export that is missing or stale is made here, once, in the main process before the pool
+    forks (ml.serving.backends.ensure_onnx_export, what ml.predict uses too); it takes tens of
+    seconds. No .onnx is kept in git: the model file is the one source."""
+    from ml.serving.backends import BackendUnavailable, ensure_onnx_export
 
     try:
         name = backend_name()
@@ -66,18 +66,10 @@ def check_backend(info) -> str | None:
     log.info("inference backend %s", name)
     if name != "onnx":
         return None
-    if not backends.onnxruntime_available():
-        return "INFERENCE_BACKEND=onnx needs onnxruntime (pip install onnxruntime), or choose torch-bf16 or torch."
-    onnx_path = backends.onnx_path_for(model_path())
-    if backends.onnx_is_current(onnx_path, info.version):
-        return None
-    log.info("exporting %s as ONNX to %s", info.version, onnx_path)
     try:
-        backends.export_onnx(model_path(), onnx_path)
-    except Exception as exc:  # no onnx/onnxscript, a read-only folder, an exporter error
-        return (f"INFERENCE_BACKEND=onnx: no ONNX model of {info.version} at {onnx_path}, and exporting "
-                f"it failed ({type(exc).__name__}: {exc}). Run "
-                f"{backends.export_command(model_path(), onnx_path)} or set PNEUMOTHORAX_ONNX_MODEL.")
+        ensure_onnx_export(model_path(), info=info)
+    except BackendUnavailable as exc:
+        return f"INFERENCE_BACKEND=onnx: {exc}"
     return None
 
 

@@ -9,6 +9,8 @@ is not installed."""
 from __future__ import annotations
 
 import csv
+import os
+import shutil
 
 import numpy as np
 import pytest
@@ -17,9 +19,10 @@ import torch
 from ml.core.checkpoint import CheckpointError
 from ml.core.hardware import cpu_supports_bf16
 from ml.core.reading import XRay, read_xray
-from ml.serving import backends
+from ml.serving.backends import choice
 from ml.serving.backends import BackendUnavailable, OnnxBackend, default_backend, resolve_backend
 from ml.serving.inference import DEFAULT_MODEL_PATH, Predictor
+from tests.support.data import subset_image
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -38,13 +41,20 @@ def shipped_model():
 
 @pytest.fixture(scope="session")
 def onnx_model(shipped_model, tmp_path_factory):
-    """The shipped model exported by the command the README names, once per session."""
+    """The shipped model exported once per session, by ``ml.predict --backend onnx`` finding no
+    export next to the model file (issue 20: it exports it, as a worker does, instead of
+    stopping); the tests below reuse it."""
     for module in ("onnxruntime", "onnx", "onnxscript"):
         pytest.importorskip(module)
-    from ml import export
+    from ml import predict
 
-    path = tmp_path_factory.mktemp("onnx") / "pneumothorax-unet.onnx"
-    export.main(["--onnx", str(shipped_model), str(path)])
+    folder = tmp_path_factory.mktemp("onnx")
+    model = folder / "pneumothorax-unet.safetensors"
+    model.symlink_to(shipped_model)
+    assert "PNEUMOTHORAX_ONNX_MODEL" not in os.environ
+    assert predict.main(["--input", str(subset_image("png")), "--out", str(folder / "out"),
+                         "--model", str(model), "--backend", "onnx", "--threads", "2", "--quiet"]) == 0
+    path = folder / "pneumothorax-unet.onnx"
     assert path.is_file()
     return path
 
@@ -134,22 +144,22 @@ def test_default_backend_follows_its_rule(monkeypatch, tmp_path):
     model = tmp_path / "model.safetensors"
     model.touch()
     monkeypatch.delenv("PNEUMOTHORAX_ONNX_MODEL", raising=False)
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(choice, "onnxruntime_available", lambda: True)
     # 1. a GPU: bf16/fp16 autocast, whatever the CPU
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(choice, "cpu_supports_bf16", lambda: False)
     assert default_backend("cuda", model) == "torch-bf16"
     # 2. native bf16 on the CPU
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: True)
+    monkeypatch.setattr(choice, "cpu_supports_bf16", lambda: True)
     assert default_backend("cpu", model) == "torch-bf16"
     # 3. no native bf16: onnx only with onnxruntime and the model's ONNX file present
-    monkeypatch.setattr(backends, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(choice, "cpu_supports_bf16", lambda: False)
     assert default_backend("cpu", model) == "torch"
     (tmp_path / "model.onnx").touch()  # next to the model file, same stem
     assert default_backend("cpu", model) == "onnx"
     assert resolve_backend("auto", "cpu", model) == resolve_backend("", "cpu", model) == "onnx"
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(choice, "onnxruntime_available", lambda: False)
     assert default_backend("cpu", model) == "torch"
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(choice, "onnxruntime_available", lambda: True)
     # ...or where PNEUMOTHORAX_ONNX_MODEL / onnx_model say
     monkeypatch.setenv("PNEUMOTHORAX_ONNX_MODEL", str(tmp_path / "elsewhere.onnx"))
     assert default_backend("cpu", model) == "torch"
@@ -175,8 +185,11 @@ def test_predictor_defaults_to_eager_fp32_and_auto_is_the_default_backend(shippe
     assert Predictor(shipped_model, backend="auto").backend_name == default_backend("cpu", shipped_model)
 
 
-def test_missing_or_foreign_onnx_file_is_refused_with_the_command(shipped_model, onnx_model, tmp_path, capsys):
-    missing = tmp_path / "missing.onnx"
+def test_unexportable_or_foreign_onnx_file_is_refused_with_the_command(shipped_model, onnx_model,
+                                                                      tmp_path, capsys):
+    unwritable = tmp_path / "a-file"
+    unwritable.write_bytes(b"")
+    missing = unwritable / "missing.onnx"  # cannot be exported there: its folder is a file
     with pytest.raises(CheckpointError, match="python -m ml.export --onnx"):
         Predictor(shipped_model, backend="onnx", onnx_model=missing)
     with pytest.raises(BackendUnavailable, match="exported from model"):
@@ -188,6 +201,38 @@ def test_missing_or_foreign_onnx_file_is_refused_with_the_command(shipped_model,
     assert predict.main(["--input", str(image), "--out", str(tmp_path / "out"), "--backend", "onnx",
                          "--onnx-model", str(missing), "--quiet"]) == 2
     assert "python -m ml.export --onnx" in capsys.readouterr().err
+
+
+def test_the_onnx_export_is_reused_by_predict_and_the_worker_and_stale_ones_are_seen(
+        onnx_model, tmp_path, settings):
+    """One function (ensure_onnx_export) for ml.predict and the worker: the session's export is
+    current, so neither exports again; an export of another model version or of another model
+    file (its sha256) is stale."""
+    import onnx
+
+    from ml.core.checkpoint import read_info
+    from ml.serving.backends import ONNX_SHA256_KEY, ensure_onnx_export, model_sha256, onnx_is_current
+    from workers import model as worker_model
+
+    model = onnx_model.with_suffix(".safetensors")
+    version, sha256 = read_info(model).version, model_sha256(model)
+    exported = onnx_model.stat().st_mtime_ns
+    assert ensure_onnx_export(model) == onnx_model
+    settings.PNEUMOTHORAX_MODEL, settings.INFERENCE_BACKEND = str(model), "onnx"
+    assert worker_model.check_model() is None  # the worker's start-up check, on the same file
+    assert onnx_model.stat().st_mtime_ns == exported  # neither exported it again
+    assert onnx_is_current(onnx_model, version, sha256)
+    assert not onnx_is_current(onnx_model, "unet-another-model", sha256)
+    other = onnx.load(str(onnx_model))  # the same export, said to come from another model file
+    for prop in other.metadata_props:
+        if prop.key == ONNX_SHA256_KEY:
+            prop.value = "0" * 64
+    onnx.save(other, str(tmp_path / "other.onnx"))
+    assert not onnx_is_current(tmp_path / "other.onnx", version, sha256)
+    shutil.copy(onnx_model, tmp_path / "half.onnx")
+    with open(tmp_path / "half.onnx", "r+b") as handle:
+        handle.truncate(1000)  # an export cut short is not current either
+    assert not onnx_is_current(tmp_path / "half.onnx", version, sha256)
 
 
 def test_ml_predict_with_the_onnx_file_next_to_the_model(shipped_model, onnx_model, shared_data, labels,
