@@ -17,7 +17,7 @@ from webapp.cases.forms import UploadForm
 from webapp.cases.worklist_filters import WorklistFilterForm
 from webapp.reviews.services import filter_reviewed, reviews_for_images
 from webapp.cases.models import JobStatus
-from webapp.cases.services import access, display, files, status, worklist
+from webapp.cases.services import access, display, files, serving, status, worklist
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.model_versions import known_model_versions
 from webapp.cases.services.submission import submit_case
@@ -159,8 +159,8 @@ def image_file(request, case_id, image_id, kind):
     # writes its own row.
     shown = kind in SHOWN_BY_THE_CASE_PAGE and audit.covered_by_page_view(request, case_id)
     try:
-        return files.serve(request.user, image, kind, download=request.GET.get("download") == "1",
-                           client_address=audit.client_address(request), audited=not shown)
+        return serving.serve(request.user, image, kind, download=request.GET.get("download") == "1",
+                             client_address=audit.client_address(request), audited=not shown)
     except files.NotAvailable as exc:
         raise Http404(str(exc)) from exc
 

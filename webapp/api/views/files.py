@@ -13,7 +13,7 @@ from webapp.api.errors import errors
 from webapp.api.renderers import DicomRenderer, JPEGRenderer, PNGRenderer
 from webapp.api.views.base import ApiView
 from webapp.audit import services as audit
-from webapp.cases.services import access, files
+from webapp.cases.services import access, files, serving
 
 
 class ImageFile(ApiView):
@@ -28,9 +28,9 @@ class ImageFile(ApiView):
     def get(self, request, case_id, image_id):
         image = access.get_visible_image(request.user, case_id, image_id)
         try:
-            return files.serve(request.user, image, self.kind, download=False,
-                               client_address=audit.client_address(request),
-                               detail=self.audit_detail())
+            return serving.serve(request.user, image, self.kind, download=False,
+                                 client_address=audit.client_address(request),
+                                 detail=self.audit_detail())
         except files.NotAvailable as exc:
             raise NotFound(str(exc)) from exc
 

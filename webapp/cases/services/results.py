@@ -21,10 +21,9 @@ from pydicom.sr.codedict import codes
 
 from ml.core.reading import read_xray
 from webapp.cases.models import CaseImage, JobStatus
-from webapp.cases.services import dicom_attributes, files, rendering
+from webapp.cases.services import dicom_attributes, files, rendering, structured_report
+from webapp.cases.services.algorithm import ALGORITHM_NAME, MANUFACTURER
 
-ALGORITHM_NAME = "Pneumothorax Triage U-Net"
-MANUFACTURER = "Pneumothorax Triage"
 SEGMENT_LABEL = "Pneumothorax"
 KINDS = ("seg", "sc", "sr")
 
@@ -124,8 +123,6 @@ def result_file(image: CaseImage, kind: str) -> str:
     elif kind == "sc":
         dataset = build_secondary_capture(image, source, mask, original)
     else:
-        # Imported here: structured_report imports this module's names.
-        from webapp.cases.services import structured_report
 
         seg = pydicom.dcmread(io.BytesIO(files.read(result_file(image, "seg"))),
                               stop_before_pixels=True)

@@ -55,7 +55,8 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
 from webapp.cases.models import CaseImage
-from webapp.cases.services import dicom_attributes, display, results, status
+from webapp.cases.services import dicom_attributes, display, status
+from webapp.cases.services.algorithm import ALGORITHM_NAME, MANUFACTURER
 
 SERIES_NUMBER = 903
 SERIES_DESCRIPTION = "Pneumothorax report (decision support)"
@@ -98,12 +99,12 @@ def build_structured_report(image: CaseImage, source: pydicom.Dataset, *,
     job = image.job
     version = job.model_version or "unknown"
     sop_instance_uid = sop_instance_uid or hd.UID()
-    software = f"{results.ALGORITHM_NAME}, model {version}"
+    software = f"{ALGORITHM_NAME}, model {version}"
 
     device = hd.sr.DeviceObserverIdentifyingAttributes(
-        uid=generate_uid(entropy_srcs=[results.MANUFACTURER, results.ALGORITHM_NAME, version]),
-        name=results.ALGORITHM_NAME[:64], manufacturer_name=results.MANUFACTURER,
-        model_name=results.ALGORITHM_NAME[:64])
+        uid=generate_uid(entropy_srcs=[MANUFACTURER, ALGORITHM_NAME, version]),
+        name=ALGORITHM_NAME[:64], manufacturer_name=MANUFACTURER,
+        model_name=ALGORITHM_NAME[:64])
     observation_context = hd.sr.ObservationContext(
         observer_person_context=None,
         observer_device_context=hd.sr.ObserverContext(
@@ -115,7 +116,7 @@ def build_structured_report(image: CaseImage, source: pydicom.Dataset, *,
             identifier="Pneumothorax"),
         finding_type=codes.SCT.Pneumothorax,
         algorithm_id=hd.sr.AlgorithmIdentification(
-            name=results.ALGORITHM_NAME, version=version, manufacturer=results.MANUFACTURER),
+            name=ALGORITHM_NAME, version=version, manufacturer=MANUFACTURER),
         measurements=_measurements(job),
         qualitative_evaluations=[hd.sr.QualitativeEvaluation(
             name=codes.SCT.Pneumothorax,
@@ -138,7 +139,7 @@ def build_structured_report(image: CaseImage, source: pydicom.Dataset, *,
         evidence=[source, *evidence], content=report,
         series_instance_uid=series_instance_uid or hd.UID(), series_number=SERIES_NUMBER,
         sop_instance_uid=sop_instance_uid, instance_number=1,
-        manufacturer=results.MANUFACTURER, is_complete=True, is_final=False,
+        manufacturer=MANUFACTURER, is_complete=True, is_final=False,
         is_verified=False)
     sr.SpecificCharacterSet = "ISO_IR 192"
     sr.SeriesDescription = SERIES_DESCRIPTION
