@@ -20,21 +20,20 @@ blocked from the fork until it is ignored, so none arrives in between. Ignored m
 billiard replaces any handler of ours with its own exit once the pool process has started, but
 leaves an ignored signal ignored. A process a pool process forks gets the default back here; a
 program it executes keeps SIGTERM ignored (exec keeps SIG_IGN): none of the product's relies on
-it (the X-ray decode server ignores it too and is stopped with SIGKILL). A cold shutdown
-(SIGQUIT, a second Ctrl+C) still stops the pool processes at once: billiard would SIGTERM them,
-which they now ignore, so they are SIGKILLed here instead (the same abrupt end; their jobs go
-back to the queue, as with any lost worker)."""
+it (the X-ray decode server ignores it too and is stopped with SIGKILL).
+
+A cold shutdown (SIGQUIT) would cancel the job in hand with a SIGTERM that the pool process now
+ignores, and wait for the job: so SIGQUIT first SIGKILLs the pool processes (the same abrupt end
+as before; the job goes back to the queue, as with any lost worker), then Celery's cold shutdown
+runs as it did."""
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
+from pathlib import Path
 
-from billiard.process import active_children
-from celery.signals import celeryd_after_setup, worker_process_init, worker_shutting_down
-
-log = logging.getLogger(__name__)
+from celery.signals import celeryd_after_setup, worker_process_init, worker_ready
 
 _TERM = {signal.SIGTERM}
 
@@ -76,13 +75,32 @@ def ignore_term_in_pool_process(**kwargs):
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _TERM)
 
 
-@worker_shutting_down.connect
-def kill_pool_on_cold_shutdown(sig=None, how=None, **kwargs):
-    if how != "Cold":
+@worker_ready.connect
+def kill_pool_first_on_cold_shutdown(**kwargs):
+    # Celery's SIGQUIT handler is in place by now (the main process, pool started); Celery
+    # replaces it with its own "hard" handler once it has run, so a second SIGQUIT is Celery's.
+    celery_handler = signal.getsignal(signal.SIGQUIT)
+    if not callable(celery_handler):
         return
-    for child in active_children():
-        log.warning("cold shutdown: killing pool process %s", child.pid)
+
+    def cold_shutdown(signum, frame):
+        for pid in _child_pids():  # the pool processes
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        celery_handler(signum, frame)
+
+    signal.signal(signal.SIGQUIT, cold_shutdown)
+
+
+def _child_pids() -> list[int]:
+    """This process's children, from Linux's /proc (elsewhere none: the cold shutdown then waits
+    for the job in hand)."""
+    pids = []
+    for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
         try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            pids += [int(pid) for pid in children.read_text().split()]
+        except OSError:  # the thread ended meanwhile
             pass
+    return pids

@@ -78,6 +78,8 @@ def term_group_and_wait(worker: CeleryWorker) -> float:
 def site(tmp_path_factory):
     ARTIFACTS.mkdir(exist_ok=True)
     embedded = EmbeddedSite(tmp_path_factory.mktemp("shutdown"), faults=True)
+    embedded.create_user("clinician", PASSWORD)
+    embedded.start_web(ARTIFACTS / "shutdown-web.log")
     yield embedded
     embedded.stop()
 
@@ -97,8 +99,6 @@ def test_term_to_the_group_of_an_idle_worker_exits_cleanly(site):
 
 
 def test_term_to_the_group_mid_job_finishes_the_job_then_exits_cleanly(site):
-    site.create_user("clinician", PASSWORD)
-    site.start_web(ARTIFACTS / "shutdown-web.log")
     worker = site.worker(ARTIFACTS / "shutdown-job-worker.log")
     worker.start()
     session = site.login("clinician", PASSWORD)
@@ -110,3 +110,26 @@ def test_term_to_the_group_mid_job_finishes_the_job_then_exits_cleanly(site):
     term_group_and_wait(worker)
     # The warm shutdown let the job in hand finish, in this worker's life, at the first attempt.
     assert site.query(rows, case_id.replace("-", "")) == [("done", 1, "")]
+
+
+def test_cold_shutdown_mid_job_stops_the_pool_at_once(site):
+    """SIGQUIT to the main process (a cold shutdown): the pool process running a long job, which
+    ignores SIGTERM now, is SIGKILLed rather than left to finish it; the job goes back to the
+    queue (here: the worker's next start sends it again, its orphan)."""
+    worker = site.worker(ARTIFACTS / "shutdown-cold-worker.log")
+    worker.env = {**worker.env, "TRIAGE_TEST_SLOW_S": "300"}
+    worker.start()
+    session = site.login("clinician", PASSWORD)
+    case_id = site.upload(session, [("fault-slow-cold.png", subset_image("png").read_bytes())])
+    rows = "SELECT j.status FROM cases_job j JOIN cases_caseimage i ON i.id = j.image_id " \
+           "WHERE i.case_id = ?"
+    wait_until(lambda: site.query(rows, case_id.replace("-", ""))[0][0] == "running", 90, 0.2,
+               "the job to run")
+    os.kill(worker.pid, signal.SIGQUIT)
+    try:
+        worker.process.wait(timeout=STOP_WITHIN_S)  # not the 300 s the job would take
+    except subprocess.TimeoutExpired:
+        worker.kill_all()
+        pytest.fail(f"a cold shutdown waited for the job:\n{worker.log_text()[-3000:]}")
+    wait_until(lambda: not group_members(worker.pid), 5, 0.1, "the pool processes to be gone")
+    assert site.query(rows, case_id.replace("-", "")) == [("running",)]  # not finished, not failed
