@@ -98,33 +98,35 @@ def test_term_to_the_group_of_an_idle_worker_exits_cleanly(site):
         term_group_and_wait(early)
 
 
-def test_term_to_the_group_mid_job_finishes_the_job_then_exits_cleanly(site):
-    worker = site.worker(ARTIFACTS / "shutdown-job-worker.log")
+JOB_ROWS = ("SELECT j.status, j.attempts, j.error FROM cases_job j JOIN cases_caseimage i "
+            "ON i.id = j.image_id WHERE i.case_id = ?")
+
+
+def worker_with_a_running_job(site, name: str, slow_s: int) -> tuple[CeleryWorker, str]:
+    """A started worker whose one pool process is running the job of a new case (the fault hook
+    makes it last ``slow_s`` seconds more); the case's id."""
+    worker = site.worker(ARTIFACTS / f"shutdown-{name}-worker.log")
+    worker.env = {**worker.env, "TRIAGE_TEST_SLOW_S": str(slow_s)}
     worker.start()
     session = site.login("clinician", PASSWORD)
-    case_id = site.upload(session, [("fault-slow-shutdown.png", subset_image("png").read_bytes())])
-    rows = "SELECT j.status, j.attempts, j.error FROM cases_job j JOIN cases_caseimage i " \
-           "ON i.id = j.image_id WHERE i.case_id = ?"
-    wait_until(lambda: site.query(rows, case_id.replace("-", ""))[0][0] == "running", 90, 0.2,
+    case_id = site.upload(session, [(f"fault-slow-{name}.png", subset_image("png").read_bytes())])
+    wait_until(lambda: site.query(JOB_ROWS, case_id.replace("-", ""))[0][0] == "running", 90, 0.2,
                "the job to run")
+    return worker, case_id
+
+
+def test_term_to_the_group_mid_job_finishes_the_job_then_exits_cleanly(site):
+    worker, case_id = worker_with_a_running_job(site, "job", 8)
     term_group_and_wait(worker)
     # The warm shutdown let the job in hand finish, in this worker's life, at the first attempt.
-    assert site.query(rows, case_id.replace("-", "")) == [("done", 1, "")]
+    assert site.query(JOB_ROWS, case_id.replace("-", "")) == [("done", 1, "")]
 
 
 def test_cold_shutdown_mid_job_stops_the_pool_at_once(site):
     """SIGQUIT to the main process (a cold shutdown): the pool process running a long job, which
     ignores SIGTERM now, is SIGKILLed rather than left to finish it; the job goes back to the
     queue (here: the worker's next start sends it again, its orphan)."""
-    worker = site.worker(ARTIFACTS / "shutdown-cold-worker.log")
-    worker.env = {**worker.env, "TRIAGE_TEST_SLOW_S": "300"}
-    worker.start()
-    session = site.login("clinician", PASSWORD)
-    case_id = site.upload(session, [("fault-slow-cold.png", subset_image("png").read_bytes())])
-    rows = "SELECT j.status FROM cases_job j JOIN cases_caseimage i ON i.id = j.image_id " \
-           "WHERE i.case_id = ?"
-    wait_until(lambda: site.query(rows, case_id.replace("-", ""))[0][0] == "running", 90, 0.2,
-               "the job to run")
+    worker, case_id = worker_with_a_running_job(site, "cold", 300)
     os.kill(worker.pid, signal.SIGQUIT)
     try:
         worker.process.wait(timeout=STOP_WITHIN_S)  # not the 300 s the job would take
@@ -132,4 +134,5 @@ def test_cold_shutdown_mid_job_stops_the_pool_at_once(site):
         worker.kill_all()
         pytest.fail(f"a cold shutdown waited for the job:\n{worker.log_text()[-3000:]}")
     wait_until(lambda: not group_members(worker.pid), 5, 0.1, "the pool processes to be gone")
-    assert site.query(rows, case_id.replace("-", "")) == [("running",)]  # not finished, not failed
+    [(status, _, _)] = site.query(JOB_ROWS, case_id.replace("-", ""))
+    assert status == "running"  # neither finished nor failed: sent again at the next start
