@@ -7,4 +7,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Users and roles"
 
     def ready(self):
-        from . import signals  # noqa: F401  (login/logout audit)
+        from . import signals  # noqa: F401  (login/logout audit, token revocation)

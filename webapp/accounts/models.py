@@ -1,6 +1,10 @@
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
+from django.dispatch import Signal
 from knox.models import AbstractAuthToken
+
+# Sent (with ``user``) after a save that changed the user's password.
+password_changed_signal = Signal()
 
 
 class Role(models.TextChoices):
@@ -41,9 +45,9 @@ class User(AbstractUser):
         super().save(*args, **kwargs)
         if password_changed:
             # Every path that changes a password ends here (set_password + save, the admin's
-            # password form, changepassword): the API tokens issued under the old one go.
-            from webapp.accounts.services import revoke_all_tokens  # it imports this module
-            revoke_all_tokens(self, reason="password_changed")
+            # password form, changepassword): the receiver (signals.py) revokes the API tokens
+            # issued under the old one.
+            password_changed_signal.send(sender=type(self), user=self)
         self._loaded_password = self.password
 
     def _password_changed(self, update_fields) -> bool:

@@ -1,10 +1,14 @@
-"""Logins, logouts and failed logins go to the audit log, inside the request's transaction."""
+"""Logins, logouts and failed logins go to the audit log, inside the request's transaction; a
+changed password revokes the user's API tokens."""
 
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
 from webapp.audit import services as audit
 from webapp.audit.models import Action
+
+from . import services
+from .models import password_changed_signal
 
 
 @receiver(user_logged_in)
@@ -25,3 +29,8 @@ def _login_failed(sender, credentials, request=None, **kwargs):
     # Never the password: only the name that was tried.
     audit.record(None, Action.LOGIN_FAILED, client_address=audit.client_address(request),
                  detail={"username": str(credentials.get("username", ""))[:150]})
+
+
+@receiver(password_changed_signal)
+def _password_changed(sender, user, **kwargs):
+    services.revoke_all_tokens(user, reason="password_changed")
