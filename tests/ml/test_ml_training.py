@@ -34,8 +34,10 @@ def test_cache(tiny_cache, tiny_dataset):
         assert bool(mask.any()) == sample.has_pneumothorax
 
 
-def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False, steps: int = 8) -> list[float]:
-    """Losses of a few optimiser steps on 4 tiny-cache images, from one seed."""
+def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False,
+              steps: int = 8) -> tuple[float, list[float]]:
+    """The loss of the untrained model in eval mode (the encoder's ImageNet batch-norm
+    statistics), then the losses of a few optimiser steps, on 4 tiny-cache images, from one seed."""
     from ml.core.model import build_model
     from ml.training.cache import load_cache
     from ml.training.losses import HybridLoss
@@ -55,6 +57,11 @@ def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False, steps
     images = batch["image"].contiguous(memory_format=memory_format)
     loss_fn = HybridLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        mask_logits, class_logits = model(images)
+    start = float(loss_fn(mask_logits.float(), class_logits.float(), batch["mask"], batch["label"])["loss"])
+    model.train()
     losses = []
     for _ in range(steps):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -64,20 +71,23 @@ def few_steps(tiny_cache, bf16: bool = False, channels_last: bool = False, steps
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-    return losses
+    return start, losses
 
 
 def test_few_steps_lower_the_loss(tiny_cache):
-    losses = few_steps(tiny_cache)
+    _, losses = few_steps(tiny_cache)
     assert min(losses[-3:]) < 0.85 * losses[0], losses
 
 
 def test_bf16_channels_last_steps_lower_the_loss_like_fp32(tiny_cache):
     """The CPU fast path (bf16 autocast + channels-last) must learn like fp32: same start, a
-    comparable fall. bf16 keeps 8 bits of mantissa, so the curves differ a little, not a lot."""
-    fp32 = few_steps(tiny_cache)
-    bf16 = few_steps(tiny_cache, bf16=True, channels_last=True)
-    assert bf16[0] == pytest.approx(fp32[0], rel=0.15)  # one forward pass: rounding only
+    comparable fall. bf16 keeps 8 bits of mantissa, so the curves differ a little, not a lot.
+    The start is compared in eval mode: in train mode, batch norm over 4 images of 64 px (2 x 2
+    pixels deep in the encoder) amplifies bf16's rounding into a different first loss on some
+    CPUs (cosine 0.95 between the two outputs on an AMX machine), which says nothing of training."""
+    fp32_start, fp32 = few_steps(tiny_cache)
+    bf16_start, bf16 = few_steps(tiny_cache, bf16=True, channels_last=True)
+    assert bf16_start == pytest.approx(fp32_start, rel=0.02), (fp32_start, bf16_start)  # rounding only
     assert min(bf16[-3:]) < 0.85 * bf16[0], bf16
     fall_fp32, fall_bf16 = min(fp32[-3:]) / fp32[0], min(bf16[-3:]) / bf16[0]
     assert abs(fall_bf16 - fall_fp32) < 0.15, (fp32, bf16)
