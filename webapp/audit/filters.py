@@ -3,26 +3,20 @@ shown as an error and the list still renders, unfiltered by it)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
-
 from django import forms
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+
+from webapp.day_filters import day_field, day_range
 
 from .models import Action
-
-
-def _midnight(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 class AuditFilterForm(forms.Form):
     user = forms.CharField(label="User", max_length=150, required=False,
                            help_text="A user name, exactly (failed log-ins under that name too).")
     action = forms.ChoiceField(label="Action", required=False, choices=[("", "any"), *Action.choices])
-    after = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    before = forms.DateField(label="Until (inclusive)", required=False,
-                             widget=forms.DateInput(attrs={"type": "date"}))
+    after = day_field("From")
+    before = day_field("Until (inclusive)")
 
     def __init__(self, *args, by_user: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
@@ -45,10 +39,9 @@ class AuditFilterForm(forms.Form):
             events = events.filter(Q(username__iexact=name) | Q(username="", detail__username__iexact=name))
         if data.get("action"):
             events = events.filter(action=data["action"])
-        # Days in the site's time zone. The calendar's first and last days are no bound at all
-        # (a day past 9999-12-31 does not exist; year 1's midnight may leave datetime's range in UTC).
-        if data.get("after") and data["after"] > date.min:
-            events = events.filter(at__gte=_midnight(data["after"]))
-        if data.get("before") and data["before"] < date.max:
-            events = events.filter(at__lt=_midnight(data["before"] + timedelta(days=1)))
+        start, end = day_range(data.get("after"), data.get("before"))
+        if start:
+            events = events.filter(at__gte=start)
+        if end:
+            events = events.filter(at__lt=end)
         return events

@@ -1,13 +1,8 @@
 """The worklist's filters: a form over the GET parameters of the case list and its JSON."""
 
-from datetime import date, datetime, time, timedelta
-
 from django import forms
-from django.utils import timezone
 
-
-def _start_of(day):
-    return timezone.make_aware(datetime.combine(day, time.min)) if day else None
+from webapp.day_filters import day_field, day_range
 
 
 class WorklistFilterForm(forms.Form):
@@ -24,25 +19,21 @@ class WorklistFilterForm(forms.Form):
     # choices say so, where the clinician picks them.
     reviewed = forms.ChoiceField(label="Reviewed", required=False, choices=[
         ("", "any"), ("yes", "every image reviewed"), ("no", "an image not yet reviewed")])
-    created_after = forms.DateField(label="From", required=False,
-                                    widget=forms.DateInput(attrs={"type": "date"}))
-    created_before = forms.DateField(label="Until (inclusive)", required=False,
-                                     widget=forms.DateInput(attrs={"type": "date"}))
+    created_after = day_field("From")
+    created_before = day_field("Until (inclusive)")
 
     def filters(self) -> dict:
         """The cleaned values as ``worklist.filter_cases`` takes them; {} when any is invalid."""
         if not self.is_valid():
             return {}
         data = self.cleaned_data
-        result, before = data.get("result"), data.get("created_before")
-        # A date "until" means the whole of that day; until the last day a date can hold
-        # (9999-12-31) is no bound at all, rather than a day past the calendar's end.
-        until = _start_of(before + timedelta(days=1)) if before and before < date.max else None
+        result = data.get("result")
+        start, end = day_range(data.get("created_after"), data.get("created_before"))
         return {
             "q": data.get("q"), "status": data.get("status") or None,
             "positive": {"positive": True, "negative": False}.get(result),
             "review_first": result == "review_first",
             "reviewed": {"yes": True, "no": False}.get(data.get("reviewed")),
-            "created_after": _start_of(data.get("created_after")),
-            "created_before": until,
+            "created_after": start,
+            "created_before": end,
         }
