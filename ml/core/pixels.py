@@ -52,12 +52,10 @@ def dicom_to_uint8(dataset, raw: np.ndarray) -> np.ndarray:
     For integer pixels the transforms run on a table of the stored values (min..max, at most
     65,536 entries) rather than on the image: the same values as transforming every pixel in
     float64, without the image-sized float64 copies."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    if raw.dtype.kind in "iu" and int(raw.max()) - int(raw.min()) < _LUT_LEVELS:
-        low = raw.min()
-        domain = np.arange(int(low), int(raw.max()) + 1).astype(raw.dtype)
-        table = _dicom_table(dataset, domain, apply_modality_lut, apply_voi_lut)
+    low, high = raw.min(), raw.max()
+    if raw.dtype.kind in "iu" and int(high) - int(low) < _LUT_LEVELS:
+        domain = np.arange(int(low), int(high) + 1).astype(raw.dtype)
+        table = _dicom_table(dataset, domain)
         index = _lut_index(raw, low)
         if table is None:  # 8-bit, no transform: the stored values exactly
             pixels = raw.astype(np.uint8)
@@ -68,16 +66,18 @@ def dicom_to_uint8(dataset, raw: np.ndarray) -> np.ndarray:
             present[index] = True
             pixels = _stretch(table, table[present].min(), table[present].max())[index]
     else:  # float pixel data, or 32-bit with a wider range: transformed as a whole (rare)
-        table = _dicom_table(dataset, raw, apply_modality_lut, apply_voi_lut)
+        table = _dicom_table(dataset, raw)
         pixels = raw.astype(np.uint8) if table is None else rescale_to_uint8(table)
     if str(dataset.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         pixels = 255 - pixels
     return np.ascontiguousarray(pixels)
 
 
-def _dicom_table(dataset, values: np.ndarray, apply_modality_lut, apply_voi_lut):
+def _dicom_table(dataset, values: np.ndarray):
     """The modality and VOI transforms of ``values`` as float64; None for 8-bit values that no
     transform changes (kept exactly, so that a DICOM and a JPEG export of it read the same)."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
     transformed = apply_modality_lut(values, dataset)
     if "VOILUTSequence" in dataset or "WindowCenter" in dataset:
         return np.asarray(apply_voi_lut(transformed, dataset, index=0), dtype=np.float64)

@@ -20,9 +20,9 @@ import torch
 
 from ml.core.checkpoint import ModelInfo, load_model, read_info
 from ml.serving.backends.onnx_files import (ONNX_INPUT, ONNX_OPSET, ONNX_OUTPUTS, ONNX_SHA256_KEY,
-                                            ONNX_VERSION_KEY, BackendUnavailable, export_command,
-                                            model_sha256, onnx_is_current, onnx_path_for,
-                                            onnxruntime_available)
+                                            ONNX_VERSION_KEY, NO_ONNXRUNTIME, BackendUnavailable,
+                                            export_command, model_sha256, onnx_is_current,
+                                            onnx_path_for, onnxruntime_available)
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +32,7 @@ def ensure_onnx_export(model_path: str | Path, onnx_model: str | Path | None = N
     """The path of a current ONNX export of the model file, exporting it first if it is missing
     or stale (tens of seconds). BackendUnavailable, with the command to run, if it cannot be."""
     if not onnxruntime_available():
-        raise BackendUnavailable("The onnx backend needs onnxruntime (pip install onnxruntime); "
-                                 "or choose the torch or torch-bf16 backend.")
+        raise BackendUnavailable(NO_ONNXRUNTIME)
     info = info or read_info(model_path)
     onnx_path, sha256 = onnx_path_for(model_path, onnx_model), model_sha256(model_path)
     if onnx_is_current(onnx_path, info.version, sha256):

@@ -17,6 +17,8 @@ ONNX_INPUT = "image"
 ONNX_OUTPUTS = ("mask_logits", "image_logits")
 ONNX_VERSION_KEY = "pneumothorax_model_version"
 ONNX_SHA256_KEY = "pneumothorax_model_sha256"
+NO_ONNXRUNTIME = ("The onnx backend needs onnxruntime (pip install onnxruntime); or choose the "
+                  "torch or torch-bf16 backend.")
 
 
 class BackendUnavailable(CheckpointError):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ml.serving.backends.onnx_files import (ONNX_INPUT, ONNX_OUTPUTS, ONNX_VERSION_KEY,
-                                            BackendUnavailable, export_command,
+from ml.serving.backends.onnx_files import (NO_ONNXRUNTIME, ONNX_INPUT, ONNX_OUTPUTS,
+                                            ONNX_VERSION_KEY, BackendUnavailable, export_command,
                                             onnxruntime_available)
 
 # ORT's graph optimisation levels, by the names the benchmark and the options use.
@@ -25,8 +25,7 @@ class OnnxBackend:
     def __init__(self, onnx_path: str | Path, version: str | None = None, threads: int | None = None,
                  optimization: str = "all", model_path: str | Path | None = None):
         if not onnxruntime_available():
-            raise BackendUnavailable("The onnx backend needs onnxruntime (pip install onnxruntime); "
-                                     "or choose the torch or torch-bf16 backend.")
+            raise BackendUnavailable(NO_ONNXRUNTIME)
         import onnxruntime as ort
 
         onnx_path = Path(onnx_path)
