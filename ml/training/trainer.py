@@ -222,7 +222,8 @@ class Trainer:
 
     def record_epoch(self, lr: float, train_loss: float, figures: dict) -> dict:
         """The epoch's row in the history, ``metrics.csv`` and ``curves.png``; ``best.safetensors``
-        where the row beats every earlier one, and ``ema.safetensors`` each epoch."""
+        where the row beats every earlier one; ``epochs/epoch-NN.safetensors`` and
+        ``ema.safetensors`` each epoch."""
         state, epoch = self.state, self.state["epoch"] + 1
         row = {"epoch": epoch, "step": state["step"], "elapsed_min": round(state["elapsed"] / 60, 2),
                "lr": lr, "train_loss": train_loss, **figures}
@@ -235,6 +236,9 @@ class Trainer:
             state["best"] = row["challenge_22_tuned"]
             save_model(self.out / "best.safetensors", self.model,
                        self.model_info(training={"config": self.config, "epoch": epoch, "validation": row}))
+        # Every epoch's weights too, so that the last few can be averaged afterwards (ml.average).
+        save_model(self.out / "epochs" / f"epoch-{epoch:02d}.safetensors", self.model,
+                   self.model_info(training={"config": self.config, "epoch": epoch, "validation": row}))
         if self.ema is not None:  # judged afterwards by ml.evaluate on the calibration half
             save_model(self.out / "ema.safetensors", self.ema.module,
                        self.model_info(training={"config": self.config, "epoch": epoch, "ema": self.args.ema}))
