@@ -23,6 +23,8 @@ Writes ``report.json``, ``roc.png`` (all images and DICOM only) and ``worst_case
 cases as its clinicians labelled them (``manage.py export_feedback``), never trained on and
 without outlines: detection only, every image at the model file's stored operating point
 (``ml.evaluation.local``).
+``--calibration-only`` scores a candidate on the calibration half alone and leaves the test half
+unread: choose between candidates that way, then evaluate the chosen one in full, once.
 With ``--set-operating-point`` the chosen point and the test figures are written into the model
 file (weights unchanged).
 """
@@ -32,7 +34,7 @@ from __future__ import annotations
 import argparse
 
 from ml.evaluation.local import evaluate_feedback
-from ml.evaluation.report import evaluate
+from ml.evaluation.report import evaluate, evaluate_calibration_only
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,6 +56,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--validation-patients", metavar="FILE",
                    help="the held-out patients, for a model file that does not record them "
                         "(default for the subset layout: ml/splits/, the split its models were trained on)")
+    p.add_argument("--calibration-only", action="store_true",
+                   help="score a candidate on the calibration half alone (calibration.json); the "
+                        "test half is not predicted, so choosing between candidates never sees it")
     p.add_argument("--image-score", choices=("head", "mask_max", "best"), default="best",
                    help="what the image threshold reads: the classification head, the mask's top "
                         "pixel probability (sneddy's triplet), or the better of the two on the "
@@ -72,6 +77,11 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     if args.layout == "feedback":
         return evaluate_feedback(args)
+    if args.calibration_only:
+        if args.set_operating_point:
+            raise SystemExit("--calibration-only chooses between candidates; evaluate the chosen one "
+                             "in full to --set-operating-point")
+        return evaluate_calibration_only(args)
     return evaluate(args)
 
 

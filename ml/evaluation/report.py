@@ -28,19 +28,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     """Evaluate ``args.model`` as ``ml.evaluate``'s arguments say; the report, also written to
     ``<out>/report.json`` beside ``roc.png`` and ``worst_cases.png``."""
     started = time.monotonic()
-    model_path = Path(args.model)
-    out = Path(args.out)
+    model_path, out = Path(args.model), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
     info = read_info(model_path)
     config = info.training.get("config", {})
-    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding,
-                           args.patients_csv)
-    ids_path = Path(args.validation_ids) if args.validation_ids else model_path.parent / "validation_ids.txt"
-    held_out, verified = verified_held_out(samples, config, args.layout, ids_path, args.validation_patients)
-    if args.limit:
-        held_out = limit_samples(held_out, args.limit)
-    calibration, test = calibration_test_split(held_out, int(config.get("seed", 0)))
+    samples, held_out, verified, calibration, test = held_out_halves(args, model_path, config)
 
     predictor = Predictor(model_path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
     records, unreadable = predict_records(predictor, {"calibration": calibration, "test": test},
@@ -50,10 +42,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     if not calibration_records or not test_records:
         raise SystemExit("Too few readable held-out images to calibrate and test.")
 
-    searches = search_image_scores(calibration_records,
-                                   IMAGE_SCORES if args.image_score == "best" else (args.image_score,))
-    chosen = max(searches, key=lambda kind: searches[kind][1])
-    point, calibration_score = searches[chosen]
+    chosen, point, calibration_score, searches = choose_on_calibration(calibration_records, args.image_score)
     calibration_records = with_image_score(calibration_records, chosen)
     test_records = with_image_score(test_records, chosen)
     records = calibration_records + test_records
@@ -114,6 +103,76 @@ def evaluate(args: argparse.Namespace) -> dict:
         update_metadata(model_path, info)
     print_summary(report, out)
     return report
+
+
+def held_out_halves(args: argparse.Namespace, model_path: Path, config: dict):
+    """The dataset, the verified held-out images, how they were verified, and their calibration
+    and test halves (by patient)."""
+    samples = load_dataset(args.layout, args.root, args.rle_csv, args.encoding, args.patients_csv)
+    ids_path = Path(args.validation_ids) if args.validation_ids else model_path.parent / "validation_ids.txt"
+    held_out, verified = verified_held_out(samples, config, args.layout, ids_path, args.validation_patients)
+    if args.limit:
+        held_out = limit_samples(held_out, args.limit)
+    calibration, test = calibration_test_split(held_out, int(config.get("seed", 0)))
+    return samples, held_out, verified, calibration, test
+
+
+def choose_on_calibration(calibration_records: list, image_score: str):
+    """The image score, operating point and calibration score the search chooses, and every search."""
+    searches = search_image_scores(calibration_records,
+                                   IMAGE_SCORES if image_score == "best" else (image_score,))
+    chosen = max(searches, key=lambda kind: searches[kind][1])
+    point, score = searches[chosen]
+    return chosen, point, score, searches
+
+
+def evaluate_calibration_only(args: argparse.Namespace) -> dict:
+    """Score a *candidate* on the calibration half alone: the operating point its search chooses
+    and the calibration figures (challenge metric, AUC, DICOM-only AUC, specificity at 90%
+    sensitivity). The test half is neither predicted nor scored, so that choosing between
+    candidates never looks at it; the chosen one is then evaluated in full, once. Writes
+    ``<out>/calibration.json``; the model file is not changed."""
+    started = time.monotonic()
+    model_path, out = Path(args.model), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = read_info(model_path)
+    _, _, _, calibration, _ = held_out_halves(args, model_path, info.training.get("config", {}))
+    predictor = Predictor(model_path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
+    records, unreadable = predict_records(predictor, {"calibration": calibration}, args.batch_size, args.quiet)
+    if not records:
+        raise SystemExit("No readable calibration images.")
+    chosen, point, score, searches = choose_on_calibration(records, args.image_score)
+    records = with_image_score(records, chosen)
+    calibration_figures, _ = figures(records, point)
+    # The review-first threshold on the half that sets it: what it costs in specificity there.
+    review_first = high_sensitivity_figures(records, records)
+    report = {
+        "model": str(model_path), "version": info.version, "flip_tta": args.flip_tta,
+        "calibration_images": len(records), "unreadable": unreadable,
+        "operating_point": asdict(point),
+        "operating_point_search": {"score": score, "image_score": chosen,
+                                   "score_by_image_score": {k: v[1] for k, v in searches.items()}},
+        "calibration": {k: v for k, v in calibration_figures.items() if k != "ci95"},
+        "review_first": {"image_threshold": review_first.get("image_threshold"),
+                         "calibration": review_first.get("test"),
+                         "calibration_dicom_only": review_first.get("test_dicom_only")},
+        "elapsed_s": round(time.monotonic() - started, 1),
+    }
+    (out / "calibration.json").write_text(json.dumps(report, indent=2))
+    figures_, review = report["calibration"], report["review_first"]
+    dicom = figures_["dicom_only"]
+    print(f"calibration ({len(records)} images; image score {chosen}): challenge_22={_shown(score)} "
+          f"auc={_shown(figures_['auc'])} dicom_auc={_shown(dicom['auc'])} ({dicom['positives']} positive) "
+          f"dice_positive={_shown(figures_['dice_positive'])} "
+          f"review-first specificity={_shown((review['calibration'] or {}).get('specificity'))} "
+          f"(DICOM only {_shown((review['calibration_dicom_only'] or {}).get('specificity'))})")
+    print(f"wrote {out / 'calibration.json'}")
+    return report
+
+
+def _shown(value) -> str:
+    """A figure for the console; n/a where it is undefined (one class missing)."""
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def print_summary(report: dict, out: Path) -> None:

@@ -102,3 +102,46 @@ def test_high_sensitivity_threshold_is_chosen_on_calibration_and_applied_to_test
     assert result["image_threshold"] == 0.2  # 9 of the 10 calibration positives are >= 0.2
     assert result["test"]["true_positives"] == 0 and result["test"]["false_positives"] == 1
     assert result["test_dicom_only"]["images"] == 3
+
+
+def test_evaluate_calibration_only_never_reads_the_test_half(tiny_model, tiny_dataset, tmp_path, monkeypatch):
+    """Choosing between candidates reads the calibration half alone and leaves the model file as it was."""
+    from ml.evaluation import report as report_module
+
+    run = tmp_path / "run"
+    run.mkdir()
+    model = run / "model.safetensors"
+    shutil.copy(tiny_model, model)
+    shutil.copy(tiny_model.parent / "validation_ids.txt", run / "validation_ids.txt")
+    predicted_parts = []
+    real_predict = report_module.predict_records
+
+    def recording_predict(predictor, parts, *rest):
+        predicted_parts.extend(parts)
+        return real_predict(predictor, parts, *rest)
+
+    monkeypatch.setattr(report_module, "predict_records", recording_predict)
+    out = tmp_path / "candidate"
+    before = model.read_bytes()
+    report = evaluate.main(["--model", str(model), "--layout", "folders", "--root", str(tiny_dataset),
+                            "--out", str(out), "--limit", "8", "--calibration-only", "--quiet"])
+    assert predicted_parts == ["calibration"]
+    assert model.read_bytes() == before
+    assert json.loads((out / "calibration.json").read_text()) == report
+    assert not (out / "report.json").exists()
+    figures = report["calibration"]
+    assert 0 < report["calibration_images"] < 8 and figures["images"] == report["calibration_images"]
+    assert report["operating_point_search"]["score"] == max(
+        report["operating_point_search"]["score_by_image_score"].values())
+    assert {"auc", "dicom_only", "challenge_22"} <= set(figures)
+    review = report["review_first"]
+    if figures["positives"]:
+        assert review["calibration"]["sensitivity"] >= 0.9
+
+
+def test_evaluate_refuses_to_store_a_point_chosen_without_the_test_half(tiny_model, tiny_dataset, tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="in full"):
+        evaluate.main(["--model", str(tiny_model), "--layout", "folders", "--root", str(tiny_dataset),
+                       "--out", str(tmp_path), "--calibration-only", "--set-operating-point"])
