@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.core.checkpoint import CheckpointError
+from ml.core.checkpoint import CheckpointError, read_info
 from ml.core.hardware import cpu_supports_bf16
 from ml.core.reading import XRay, read_xray
 from ml.serving.backends import choice
@@ -96,7 +96,8 @@ def test_onnx_runtime_matches_torch_fp32(shipped_model, onnx_model, images, refe
     assert {a.backend for a in answers} == {"onnx"} and {a.backend for a in reference} == {"torch"}
     compare(answers, reference, probability_within=1e-3, min_dice=0.99)
     # The raw logits too, on a dynamic batch of 3 (the export's example had 2).
-    batch = np.random.default_rng(0).standard_normal((3, 1, 384, 384)).astype(np.float32)
+    size = read_info(shipped_model).image_size  # the network's input size, whichever model ships
+    batch = np.random.default_rng(0).standard_normal((3, 1, size, size)).astype(np.float32)
     for ours, theirs in zip(predictor.backend.run(batch), fp32.backend.run(batch)):
         assert ours.shape == theirs.shape and np.abs(ours - theirs).max() < 1e-3
 
@@ -131,7 +132,8 @@ def test_flip_tta_in_one_forward_pass_with_every_backend(name, shipped_model, re
     run = tta.backend.run
     tta.backend.run = lambda batch: calls.append(batch.shape) or run(batch)
     maps, heads = tta.probability_maps(xrays)
-    assert calls == [(4, 1, 384, 384)]
+    size = read_info(shipped_model).image_size
+    assert calls == [(4, 1, size, size)]
     mirrored = [XRay(np.ascontiguousarray(x.pixels[:, ::-1]), x.source_format) for x in xrays]
     straight, straight_heads = plain.probability_maps(xrays)
     flipped, flipped_heads = plain.probability_maps(mirrored)
