@@ -181,7 +181,7 @@ def print_summary(report: dict, out: Path) -> None:
                                     "auc", "sensitivity", "specificity")}
     print(f"operating point {report['operating_point']} "
           f"(calibration score {report['operating_point_search']['score']:.4f})")
-    print("test: " + " ".join(f"{k}={'n/a' if v is None else f'{v:.4f}'}" for k, v in summary.items()))
+    print("test: " + " ".join(f"{k}={_shown(v)}" for k, v in summary.items()))
     dicom = test["dicom_only"]
     print(f"test, DICOM only ({dicom['images']} images, {dicom['positives']} positive): "
           f"auc={dicom['auc']} sensitivity={dicom['sensitivity']} specificity={dicom['specificity']}")
