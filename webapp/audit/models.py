@@ -25,6 +25,15 @@ class Action(models.TextChoices):
     DELIVERY_RETRY = "delivery_retry", "Delivery to a PACS retried"
     TOKEN_CREATED = "token_created", "API token created"
     TOKEN_REVOKED = "token_revoked", "API token revoked"
+    # Issue 24: two-factor sign-in, backup and restore, retention.
+    TWO_FACTOR_ENABLED = "two_factor_enabled", "Two-factor sign-in set up"
+    TWO_FACTOR_DISABLED = "two_factor_disabled", "Two-factor sign-in removed"
+    TWO_FACTOR_FAILED = "two_factor_failed", "Wrong two-factor code"
+    RECOVERY_CODES_CREATED = "recovery_codes_created", "Recovery codes made"
+    RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
+    BACKUP = "backup", "Backup taken"
+    RESTORE = "restore", "Backup restored"
+    RETENTION_DELETE = "retention_delete", "Deleted by the retention policy"
 
 
 class AppendOnlyError(RuntimeError):
