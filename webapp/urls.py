@@ -31,6 +31,8 @@ urlpatterns = [
                                                 authentication_form=ThrottledAuthenticationForm),
          name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # OpenID Connect sign-in: 404 while OIDC_RP_CLIENT_ID is unset (webapp.accounts.oidc_urls).
+    path("oidc/", include("webapp.accounts.oidc_urls")),
     path("cases/", include("webapp.cases.urls")),
     path("cases/", include("webapp.reviews.urls")),  # .../images/<image>/review/ (issue 11)
     path("audit/", audit_list, name="audit"),

@@ -93,3 +93,24 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self):
         return f"{self.token_key}\u2026 ({self.user})"
+
+
+class OidcIdentity(models.Model):
+    """Which OpenID Connect account signs in as which user (webapp.accounts.oidc_backend): the
+    provider's issuer and the account's ``sub``, which the provider never changes and never
+    gives to anyone else (OpenID Connect Core, section 5.7). E-mail addresses and user names are
+    not that: they are renamed, reused, and on some providers typed in by the user, so matching
+    on them could sign one person in as another (a local admin named "admin", say)."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="oidc_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name, verbose_name_plural = "OpenID Connect identity", "OpenID Connect identities"
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"],
+                                               name="accounts_oidc_identity_unique_subject")]
+
+    def __str__(self):
+        return f"{self.user} ({self.issuer})"
