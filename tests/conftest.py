@@ -9,6 +9,20 @@ pytest_plugins = ["tests.support.worker_fixtures", "tests.support.fault_fixtures
                   "tests.support.pacs_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def test_client_logins_pass_two_factor():
+    """The test client's log-ins of administrators come with a verified second factor
+    (tests/support/two_factor.py), so that every test runs under production's rule; the tests of
+    two-factor itself sign in through the real pages (tests/security/test_two_factor.py)."""
+    from django.contrib.auth.signals import user_logged_in
+
+    from tests.support.two_factor import verify_test_client_logins
+
+    user_logged_in.connect(verify_test_client_logins, dispatch_uid="tests-two-factor")
+    yield
+    user_logged_in.disconnect(dispatch_uid="tests-two-factor")
+
+
 @pytest.fixture
 def upload_file():
     """An uploaded file of a shared image (``extension``), or of a ``name`` and ``data`` given."""

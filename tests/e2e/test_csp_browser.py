@@ -5,6 +5,7 @@ included (the Redoc bundle no longer asks cdn.redoc.ly for its logo)."""
 import pytest
 
 from tests.support.browser import DESKTOP, PASSWORD, chromium, log_in
+from tests.support.two_factor import set_up_in_browser
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]
@@ -71,7 +72,9 @@ def test_pages_run_under_the_policy_without_a_violation(live_server, multi_image
         assert "Not found" in page.inner_text("h1")
 
         admin = watched_page(browser)
-        log_in(admin, base, username="dr-admin")
+        log_in(admin, base, username="dr-admin")  # on to the two-factor set-up (?next=/cases/)
+        visit(admin, f"{base}/account/two-factor/set-up/", "#two-factor-secret")  # its QR code too
+        set_up_in_browser(admin)
         visit(admin, f"{base}/admin/", "#content")
         visit(admin, f"{base}/admin/accounts/user/", "#changelist")
         visit(admin, f"{base}/admin/accounts/user/{admin_user.pk}/change/", "#content")

@@ -5,6 +5,8 @@ from knox.models import AuthToken
 
 from webapp.accounts.admin_access import RoleAdminMixin, RoleInlineMixin, SuperuserGuardMixin
 from webapp.accounts.admin_tokens import ApiTokenAdmin  # noqa: F401  (registers the token admin)
+from webapp.accounts.oidc_admin import OidcIdentityAdmin  # noqa: F401  (OpenID Connect links)
+from webapp.accounts.two_factor_admin import AuthenticatorAdmin  # noqa: F401  (two-factor resets)
 
 from .models import Team, User
 
