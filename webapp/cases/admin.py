@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from webapp.accounts.admin_access import RoleAdminMixin
 
-from .models import Case, CaseImage, Job
+from .models import Case, CaseImage, DeletedCase, Job
 
 
 class CaseImageInline(admin.TabularInline):
@@ -37,4 +37,25 @@ class JobAdmin(RoleAdminMixin, admin.ModelAdmin):
     readonly_fields = [f.name for f in Job._meta.fields]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(DeletedCase)
+class DeletedCaseAdmin(RoleAdminMixin, admin.ModelAdmin):
+    """Tombstones of the cases the retention policy deleted: read-only, as the audit log they
+    complete (webapp.cases.services.retention writes them, nothing else)."""
+
+    list_display = ("case_id", "team_name", "case_created_at", "images", "deleted_at", "reason")
+    list_filter = ("deleted_at", "team_name")
+    search_fields = ("case_id", "team_name")
+    date_hierarchy = "deleted_at"
+    readonly_fields = [f.name for f in DeletedCase._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -10,3 +10,4 @@ class CasesConfig(AppConfig):
         from webapp.cases import audit_links  # the models are loaded only now
 
         audit_links.register()  # the audit page links its rows to cases and images
+        from webapp.cases.services import retention  # noqa: F401  (registers its system check)

@@ -135,3 +135,33 @@ class ModelVersion(models.Model):
 
     def __str__(self):
         return self.version
+
+
+class DeletedCase(models.Model):
+    """A tombstone: what the system deleted of a case, when and why (the retention policy,
+    webapp.cases.services.retention). The case, its images, jobs, reviews and files are gone; the
+    audit rows stay and name the case by id, and this row says what they referred to. It holds
+    no patient identifier: no file or study name, no DICOM field, no client reference (an API
+    client's reference may be an accession number)."""
+
+    case_id = models.UUIDField(unique=True)
+    # SET_NULL, not PROTECT: a tombstone must not keep a retired team alive; its name stays.
+    team = models.ForeignKey("accounts.Team", on_delete=models.SET_NULL, null=True, blank=True,
+                             related_name="+")
+    team_name = models.CharField(max_length=100, blank=True)
+    case_created_at = models.DateTimeField()
+    first_uploaded_at = models.DateTimeField(null=True, blank=True)
+    last_uploaded_at = models.DateTimeField(null=True, blank=True)
+    images = models.PositiveIntegerField()
+    # What went: {"originals": n, "previews": n, "masks": n, "overlays": n, "dicom_results": n,
+    # "other_files": n, "jobs": n, "reviews": n, "pacs_deliveries": n}
+    deleted = models.JSONField(default=dict)
+    deleted_at = models.DateTimeField(default=timezone.now, db_index=True)
+    reason = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["-deleted_at"]
+        verbose_name = "deleted case"
+
+    def __str__(self):
+        return f"Deleted case {self.case_id}"

@@ -22,6 +22,8 @@ task share.
 - worklist:    the order of the case list
 - display:     the case page's texts; rendering: preview, mask and overlay PNGs
 - deidentify, projection: what uploads check and change in a DICOM
-- deletion:    delete_case (refused to a teammate)
+- deletion:    delete_case (refused to a teammate), delete_case_by_system (+ tombstone)
+- retention:   apply_retention (cases older than RETENTION_DAYS; run by the reconciler and
+               manage.py apply_retention)
 - model_versions: the models the workers registered
 """

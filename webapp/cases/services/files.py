@@ -56,6 +56,21 @@ def image_files(image: CaseImage) -> list[str]:
     return [name for name in names if name]
 
 
+def case_folder_files(case_id) -> list[str]:
+    """Every file under the case's folder, named or not (an earlier run's results): what the
+    retention policy sweeps so that nothing of a deleted case stays on disk."""
+    found, folders = [], [f"cases/{case_id}"]
+    while folders:
+        folder = folders.pop()
+        try:
+            subfolders, names = private_storage.listdir(folder)
+        except FileNotFoundError:
+            continue
+        folders += [f"{folder}/{sub}" for sub in subfolders]
+        found += [f"{folder}/{name}" for name in names]
+    return found
+
+
 # --- reading and writing ---------------------------------------------------------------------
 
 def save(name: str, data: bytes) -> str:

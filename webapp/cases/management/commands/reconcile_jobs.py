@@ -2,7 +2,11 @@
 
 Once, or forever every SECONDS (a small long-running service next to the workers; see
 webapp.cases.services.reconcile). A database or broker outage during one round is logged and
-the next round tries again."""
+the next round tries again.
+
+It also applies the retention policy (webapp.cases.services.retention) every RETENTION_EVERY_S
+while RETENTION_DAYS is set: the reconciler already runs everywhere as one long-lived service
+(docker-compose, systemd, Kubernetes, scripts/run), so no Celery beat process is needed."""
 
 import logging
 import time
@@ -11,6 +15,7 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections, connection
 
+from webapp.cases.services import retention
 from webapp.cases.services.reconcile import reconcile_jobs
 from webapp.pacs.services.reconcile import reconcile_deliveries
 
@@ -36,6 +41,7 @@ class Command(BaseCommand):
             kwargs["queued_after"] = timedelta(seconds=queued_after)
         if running_after is not None:
             kwargs["running_after"] = timedelta(seconds=running_after)
+        retention_due = 0.0  # time.monotonic() of the next retention round
         while True:
             try:
                 report = reconcile_jobs(**kwargs)
@@ -52,7 +58,27 @@ class Command(BaseCommand):
                     raise
                 log.warning("reconcile round failed (%s); retrying in %s s", type(exc).__name__, every)
                 connection.close()
+            if time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + self.retention_round(every)
             if not every:
                 return
             close_old_connections()
             time.sleep(every)
+
+    def retention_round(self, every: float) -> float:
+        """Apply the retention policy; the seconds until the next round. A failure is logged
+        (ids and type only) and tried again next round; the job reconciling goes on."""
+        try:
+            report, wait = retention.scheduled_round()
+        except Exception as exc:
+            if not every:
+                raise
+            log.warning("retention round failed (%s); retrying next round", type(exc).__name__)
+            connection.close()
+            return 0.0
+        if report is not None and (report.deleted or report.failed):
+            self.stdout.write(f"retention: deleted {len(report.deleted)} case(s) older than "
+                              f"{report.days} days"
+                              + (f"; {len(report.failed)} failed" if report.failed else ""))
+            self.stdout.flush()
+        return wait
