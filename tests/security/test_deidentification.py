@@ -79,3 +79,36 @@ def test_deidentification_can_be_turned_off(owner, settings):
     data, _ = identified_dicom()
     image = create_case(owner, [Upload("scan.dcm", data)], None).images.get()
     assert private_storage.open(image.original.name).read() == data
+
+
+def test_the_standards_whole_table_applies_and_inside_kept_sequences_too():
+    """Attributes of PS3.15 Table E.1-1 that the hand-typed list missed, and identifying
+    attributes inside a sequence the profile keeps, are gone; a UID inside it is replaced by the
+    same keyed UID as everywhere else (no database needed: the function alone)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from webapp.cases.services.deidentify import deidentify_dicom, new_uid
+
+    dataset = pydicom.dcmread(subset_image("dcm"))
+    missed_before = {"DetectorID": "DET-0042", "ConsultingPhysicianName": "DR^HOUSE",
+                     "StationAETitle": "XRWARD7", "InstanceCreationDate": "20240316",
+                     "ReasonForVisit": "fall at home, Jane"}
+    for keyword, value in missed_before.items():
+        setattr(dataset, keyword, value)
+    view = Dataset()
+    view.CodeValue, view.CodingSchemeDesignator, view.CodeMeaning = "R-10214", "SRT", "PA"
+    view.PatientID = "MRN-NESTED-9"  # a vendor's stray copy, inside a kept sequence
+    view.ReferencedSOPInstanceUID = dataset.SOPInstanceUID
+    dataset.ViewCodeSequence = Sequence([view])
+    out = io.BytesIO()
+    dataset.save_as(out)
+
+    stored_bytes = deidentify_dicom(out.getvalue())
+    stored = pydicom.dcmread(io.BytesIO(stored_bytes))
+    for keyword, value in {**missed_before, "PatientID": "MRN-NESTED-9"}.items():
+        assert value.encode() not in stored_bytes, keyword
+    nested = stored.ViewCodeSequence[0]
+    assert nested.CodeMeaning == "PA" and not nested.get("PatientID")
+    assert nested.ReferencedSOPInstanceUID == stored.SOPInstanceUID == new_uid(dataset.SOPInstanceUID)
+    assert read_xray(stored_bytes).pixels.shape == (stored.Rows, stored.Columns)
