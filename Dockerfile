@@ -10,14 +10,22 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+    && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 libldap-2.5-0 libsasl2-2 \
+       postgresql-client \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 triage
 
 WORKDIR /app
 COPY requirements/ requirements/
-RUN pip install -r requirements/${REQUIREMENTS}.txt \
-    && pip install --no-deps -r requirements/no-deps.txt
+# python-ldap (LDAP sign-in) is built from source here: its compiler and headers are installed
+# and removed in this one layer, so the image keeps only the libraries above.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libldap-dev libsasl2-dev \
+    && pip install -r requirements/${REQUIREMENTS}.txt \
+    && pip install --no-deps -r requirements/no-deps.txt \
+    && apt-get purge -y --auto-remove gcc libc6-dev libldap-dev libsasl2-dev \
+    && rm -rf /var/lib/apt/lists/* \
+    && python -c "import ldap"
 
 COPY manage.py pyproject.toml ./
 COPY webapp/ webapp/

@@ -24,6 +24,12 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "knox",  # hashed, expiring API tokens (its admin is replaced in webapp.accounts.admin)
+    "axes",  # failed-log-in limits (settings/_login_limits.py; issue 24)
+    # Two-factor sign-in for local accounts (webapp.accounts.two_factor); before webapp.accounts,
+    # whose admin replaces theirs.
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "webapp.accounts",
     "webapp.audit",
     "webapp.cases",
@@ -34,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "webapp.api",
+    "webapp.backups",  # manage.py backup / restore (issue 24; docs/operate/backup.md)
     "django_prometheus",  # request metrics (its middleware, first and last below; issue 15)
 ]
 
@@ -50,12 +57,18 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Two-factor: request.user.is_verified(), then the step a local user still owes (verify or
+    # set up) before any other page (webapp.accounts.two_factor_middleware).
+    "django_otp.middleware.OTPMiddleware",
+    "webapp.accounts.two_factor_middleware.TwoFactorMiddleware",
     # Cache-Control: private, no-store on every answer to a signed-in user (patient data).
     "webapp.cache_control.PrivateResponseMiddleware",
     # Login everywhere: pages opt out explicitly (login, static), never in.
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last before the view: a log-in refused by the limits gets axes' lockout response (ours).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -111,14 +124,10 @@ AUTH_USER_MODEL = "accounts.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "cases:list"
 LOGOUT_REDIRECT_URL = "login"
-# Failed-login throttling (webapp.accounts.throttle, counted from the audit log; issue 5).
-AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.ThrottledModelBackend"]
-LOGIN_THROTTLE_FAILURES = env.int("LOGIN_THROTTLE_FAILURES", default=5)  # per name + address
-LOGIN_THROTTLE_ADDRESS_FAILURES = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=50)
-LOGIN_THROTTLE_WINDOW_S = env.int("LOGIN_THROTTLE_WINDOW_S", default=15 * 60)
-# An address over LOGIN_THROTTLE_ADDRESS_FAILURES is slowed down (a wait after each failure,
-# doubling up to this), never locked out: behind a proxy everyone may share one address.
-LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S = env.int("LOGIN_THROTTLE_ADDRESS_MAX_WAIT_S", default=30)
+# Failed-log-in limits first (django-axes and ours, settings/_login_limits.py): it refuses a
+# locked-out name before any backend checks a password, and signs no one in itself.
+AUTHENTICATION_BACKENDS = ["webapp.accounts.backends.LoginLimitsBackend",
+                           "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -153,6 +162,13 @@ ADMIN_URL = env("DJANGO_ADMIN_URL", default="admin/")
 # Behind a reverse proxy that sets X-Forwarded-For, audit rows record the client, not the proxy.
 AUDIT_TRUST_X_FORWARDED_FOR = env.bool("AUDIT_TRUST_X_FORWARDED_FOR", default=False)
 
+# Backups (webapp.backups, docs/operate/backup.md). The key: `manage.py backup --generate-key`;
+# unset, backups are written unencrypted (with a warning). Extra folders: name=/path,...
+BACKUP_ENCRYPTION_KEY = env("BACKUP_ENCRYPTION_KEY", default="")
+BACKUP_EXTRA_FOLDERS = env.dict("BACKUP_EXTRA_FOLDERS", default={})
+BACKUP_ATTEMPTS = env.int("BACKUP_ATTEMPTS", default=3)  # new snapshots after a file was deleted
+BACKUP_PG_BIN_DIR = env("BACKUP_PG_BIN_DIR", default="")  # pg_dump/pg_restore; "": from PATH
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -168,3 +184,14 @@ from ._jobs import broker_transport_options  # noqa: E402,F401  (used by the env
 from ._integration import *  # noqa: E402,F401,F403
 from ._api import *  # noqa: E402,F401,F403
 from ._csp import *  # noqa: E402,F401,F403
+from ._login_limits import *  # noqa: E402,F401,F403
+from ._two_factor import *  # noqa: E402,F401,F403
+from ._retention import *  # noqa: E402,F401,F403
+from ._directory import *  # noqa: E402,F401,F403
+from ._ldap import *  # noqa: E402,F401,F403
+from ._oidc import *  # noqa: E402,F401,F403
+# Directory accounts after the local ones: a local sign-in (the first admin, a service account)
+# never waits on the directory, and still works while it is down (settings/_ldap.py).
+AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, *LDAP_AUTHENTICATION_BACKENDS,  # noqa: F405
+                           *OIDC_AUTHENTICATION_BACKENDS]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, *OIDC_INSTALLED_APPS]  # noqa: F405
