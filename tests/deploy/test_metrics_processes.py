@@ -66,7 +66,7 @@ def test_a_real_worker_serves_its_job_histograms_after_a_real_upload(settings, l
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_gunicorn_workers_are_counted_together_in_multiprocess_mode(settings, tmp_path):
-    """Two gunicorn workers with PROMETHEUS_MULTIPROC_DIR (deploy/README.md, "Metrics"): a scrape
+    """Two gunicorn workers with PROMETHEUS_MULTIPROC_DIR (docs/operate/metrics.md): a scrape
     reaches one of them and still counts the requests that both served."""
     from tests.support.processes import start_gunicorn, stop_process
 

@@ -23,7 +23,7 @@ DICOM_DELIVERY_MAX_RETRIES = env.int("DICOM_DELIVERY_MAX_RETRIES", default=10)
 DICOM_DELIVERY_BACKOFF_S = env.float("DICOM_DELIVERY_BACKOFF_S", default=5)
 DICOM_DELIVERY_BACKOFF_MAX_S = env.float("DICOM_DELIVERY_BACKOFF_MAX_S", default=600)
 
-# --- Metrics for Prometheus (webapp.monitoring, workers.metrics; deploy/README.md "Metrics") ----
+# --- Metrics for Prometheus (webapp.monitoring, workers.metrics; docs/operate/metrics.md) ----
 # GET /metrics answers only "Authorization: Bearer <METRICS_TOKEN>"; with no token set it refuses
 # every request (nothing is exposed by default). METRICS_ALLOWED_NETWORKS (CIDRs, optional) also
 # limits the direct peer's address: useful when Prometheus scrapes gunicorn itself, not through
