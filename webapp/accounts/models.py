@@ -66,6 +66,8 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     members = models.ManyToManyField(User, related_name="teams", blank=True)
+    # Where review-first alerts for the team's films are e-mailed (issue 22); blank: no e-mail.
+    on_call_email = models.EmailField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -34,6 +34,11 @@ class Action(models.TextChoices):
     BACKUP = "backup", "Backup taken"
     RESTORE = "restore", "Backup restored"
     RETENTION_DELETE = "retention_delete", "Deleted by the retention policy"
+    # Issue 22: alerts that reach a person.
+    ALERT_SENT = "alert_sent", "Alert delivered"
+    ALERT_FAILED = "alert_failed", "Alert could not be delivered"
+    ALERT_RETRY = "alert_retry", "Alert delivery retried"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged", "Alert acknowledged"
 
 
 class AppendOnlyError(RuntimeError):

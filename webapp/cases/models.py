@@ -27,6 +27,9 @@ class Case(models.Model):
     client_reference = models.CharField(max_length=200, blank=True, default="")
     # Display-safe DICOM study fields of the first DICOM image (ml.core.reading.DICOM_DISPLAY_FIELDS).
     study_metadata = models.JSONField(default=dict, blank=True)
+    # The patient, pseudonymous (issue 22): HMAC-SHA256 of the identifier with PATIENT_KEY_SECRET
+    # (webapp.cases.services.patients), never the identifier itself; "" where none was given.
+    patient_key = models.CharField(max_length=64, blank=True, default="", db_index=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -56,6 +59,9 @@ class CaseImage(models.Model):
     height = models.PositiveIntegerField()
     pixel_spacing_mm = models.JSONField(null=True, blank=True)  # [row, column] or null
     metadata = models.JSONField(default=dict, blank=True)  # display-safe DICOM fields
+    # The header's StudyDate (read before de-identification), to order a patient's films; null
+    # where the file has none (PNG/JPEG): then the upload time orders them.
+    study_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -105,6 +111,9 @@ class Job(models.Model):
     review_first = models.BooleanField(null=True, blank=True, db_index=True)
     # ml.serving.findings.Findings.as_dict(): side, zones, area, rim depth, large; {} before done.
     findings = models.JSONField(default=dict, blank=True)
+    # The comparison with the patient's prior finished film (webapp.cases.services.comparison);
+    # null where there is no prior.
+    comparison = models.JSONField(null=True, blank=True)
     timings_ms = models.JSONField(default=dict, blank=True)
     mask = models.FileField(storage=get_private_storage, max_length=300, blank=True)
     overlay = models.FileField(storage=get_private_storage, max_length=300, blank=True)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "webapp.cases",
     "webapp.reviews",  # clinician review and feedback (issue 11)
     "webapp.pacs",  # the DICOM listener and results back to the PACS (issue 12)
+    "webapp.alerts",  # review-first alerts by webhook and e-mail, acknowledgements (issue 22)
     # REST API v1 (issue 4)
     "rest_framework",
     "drf_spectacular",
