@@ -14,6 +14,8 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "triage.example.org",
     "DATABASE_URL": "postgres://triage@db.example.org:5432/triage",
     "CELERY_BROKER_URL": "redis://redis.example.org:6379/0",
+    # Links films to patients (webapp.cases.services.patients): check --deploy fails without it.
+    "PATIENT_KEY_SECRET": "pV3#kq9!Tz1$wX8@mN2&bR7eY4uJ6hL0sD5fG",
 }
 
 

@@ -11,3 +11,4 @@ class CasesConfig(AppConfig):
 
         audit_links.register()  # the audit page links its rows to cases and images
         from webapp.cases.services import retention  # noqa: F401  (registers its system check)
+        from webapp.cases.services import patients  # noqa: F401  (its check: patients.E001)

@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 
+from webapp.cases.services import patients
 from webapp.cases.services.submission import REFERENCE_MAX_LENGTH
 from webapp.cases.services.teams import TeamRefused, submission_team, user_teams
 from webapp.cases.services.text import validate_name_text
@@ -25,6 +26,23 @@ class MultipleFileField(forms.FileField):
         return files  # content is checked by services.uploads, which reads each file
 
 
+class UnrepeatedTextInput(forms.TextInput):
+    """A text box that a refused form shows empty again: a patient's identifier is never sent
+    back in a page (nor kept by the browser's autofill)."""
+
+    def __init__(self, attrs=None):
+        super().__init__({"autocomplete": "off", **(attrs or {})})
+
+    def format_value(self, value):
+        return None
+
+
+def validate_patient_reference(value: str) -> None:
+    problem = patients.reference_problem(value)
+    if problem is not None:
+        raise forms.ValidationError(f"Patient reference: {problem}", code="invalid")
+
+
 class UploadForm(forms.Form):
     """``user``: the uploader, whose teams ``team`` is chosen among (a select when they have
     several; hidden otherwise, their one team or none applying). The field takes a team's id or
@@ -35,6 +53,12 @@ class UploadForm(forms.Form):
     client_reference = forms.CharField(label="Your reference (optional)", required=False,
                                        max_length=REFERENCE_MAX_LENGTH, strip=False,
                                        validators=[validate_name_text])
+    # No max_length here: validate_patient_reference says why a reference is refused, once.
+    patient_reference = forms.CharField(
+        label="Patient (hospital number; optional)", required=False, strip=False,
+        widget=UnrepeatedTextInput, validators=[validate_patient_reference],
+        help_text="Links this case to the patient's other films. For DICOM, the file's own Patient "
+                  "ID is used unless you type one here. Stored only as a keyed hash.")
     team = forms.CharField(label="Team (its members see the case)", required=False, max_length=100,
                            widget=forms.HiddenInput)
 
@@ -48,6 +72,9 @@ class UploadForm(forms.Form):
 
     def clean_client_reference(self):
         return self.cleaned_data["client_reference"].strip()
+
+    def clean_patient_reference(self):
+        return self.cleaned_data["patient_reference"].strip()
 
     def clean_team(self):
         choice = self.cleaned_data["team"]

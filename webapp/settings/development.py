@@ -7,3 +7,4 @@ from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-never-use-in-production")
+PATIENT_KEY_SECRET = env("PATIENT_KEY_SECRET", default="dev-only-patient-key-secret")

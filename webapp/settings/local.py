@@ -32,3 +32,6 @@ def persistent_secret_key(path: Path) -> str:
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="") or persistent_secret_key(VAR_DIR / "secret-key")
+# Made once and kept, like the secret key: the patient links must outlive restarts (_patients.py).
+PATIENT_KEY_SECRET = env("PATIENT_KEY_SECRET", default="") or persistent_secret_key(
+    VAR_DIR / "patient-key-secret")

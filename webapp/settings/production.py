@@ -15,6 +15,10 @@ DATABASES = {"default": configure_database(env.db("DATABASE_URL"))}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DJANGO_CONN_MAX_AGE", default=60)
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 CELERY_BROKER_TRANSPORT_OPTIONS = broker_transport_options(CELERY_BROKER_URL)
+# Required where films come in (web, DICOM listener): ``check --deploy`` fails without it
+# (patients.E001). Not at import, so that a worker or collectstatic, which link no film, start
+# without it; there, films would be stored unlinked (docs/use/follow-up.md).
+PATIENT_KEY_SECRET = env("PATIENT_KEY_SECRET", default="")
 
 # TLS terminates at the reverse proxy (deploy/nginx.conf), which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -9,6 +9,7 @@ from .base import VAR_DIR, broker_transport_options, configure_database, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="test-only-insecure-key")
+PATIENT_KEY_SECRET = env("PATIENT_KEY_SECRET", default="test-only-patient-key-secret")
 DATABASES = {"default": configure_database(
     env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pneumothorax"))}
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/11")

@@ -28,7 +28,7 @@ from webapp.api.views.base import ApiView
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage
-from webapp.cases.services import access, worklist
+from webapp.cases.services import access, patients, worklist
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.submission import prepare_case, store_submission
 from webapp.cases.services.uploads import DuplicateReference, UploadRejected
@@ -43,7 +43,7 @@ def _submitted_form(request) -> dict:
     """The request's fields for CaseCreateSerializer: files from the file parts only (a text
     field named ``images`` is no file); an empty field counts as absent."""
     form = {"images": request.FILES.getlist("images")}
-    for name in ("client_reference", "batch", "team"):
+    for name in ("client_reference", "patient_reference", "batch", "team"):
         value = request.data.get(name)
         if value not in (None, ""):
             form[name] = value
@@ -113,13 +113,16 @@ class CaseListCreate(ApiView):
         fields = {"client_reference": reference}
         if team is not None:  # only when given, so keys of requests without one hash as before
             fields["team"] = team.pk
+        patient_reference = form.validated_data.get("patient_reference", "")
+        if patient_reference:  # its keyed hash: the key's record never holds the reference
+            fields["patient"] = patients.reference_key(patient_reference)
         with transaction.atomic():  # a retry is answered here, before any file is read
             claim = idempotency.begin(request, "case", files, fields)
             record = claim.previous() if claim else None
         if record is None:
             try:
                 record, case = self._create(request, claim, files, reference, team,
-                                            form.validated_data.get("batch"))
+                                            form.validated_data.get("batch"), patient_reference)
             except DuplicateReference as exc:
                 body = {"detail": exc.messages[0]}
                 if exc.case_id is not None:
@@ -135,11 +138,11 @@ class CaseListCreate(ApiView):
         return Response(CaseSerializer(payload).data, status=http.HTTP_201_CREATED,
                         headers={"Location": payload["url"]})
 
-    def _create(self, request, claim, files, reference, team, batch):
+    def _create(self, request, claim, files, reference, team, batch, patient_reference=""):
         """(None, the new case), or (the key's record, None) when a retry with the same key
         created the case while this one read its files. The files are read outside any
         transaction; the case, its batch link and the key are stored in one short one."""
-        prepared = prepare_case(request.user, files, reference, team)
+        prepared = prepare_case(request.user, files, reference, team, patient_reference)
         with transaction.atomic():
             if claim:
                 idempotency.lock(claim)

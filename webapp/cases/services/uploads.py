@@ -21,7 +21,7 @@ from ml.core.reading import XRay
 from webapp.audit import services as audit
 from webapp.audit.models import Action
 from webapp.cases.models import Case, CaseImage, Job
-from webapp.cases.services import files, rendering
+from webapp.cases.services import files, patients, rendering
 from webapp.cases.services.checks import read_checked
 from webapp.cases.services.deidentify import DeidentificationError, deidentify_dicom
 from webapp.cases.services.jobs import enqueue_job_on_commit
@@ -53,6 +53,9 @@ class ValidatedUpload:
     # A browser cannot show DICOM: an 8-bit PNG so the page shows the X-ray at once. Encoded here,
     # not while the case is stored: a large film takes a second, and storing holds the write lock.
     preview: bytes
+    # The keyed hash of a DICOM's PatientID and issuer, read before de-identification empties
+    # them (services.patients); "" for PNG/JPEG or a header without one.
+    patient_key: str = ""
 
 
 def clean_filename(name: str | None) -> str:
@@ -83,6 +86,8 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
     except XRayError as exc:
         raise UploadRejected([f"{name}: {exc}"]) from exc
     sha256 = hashlib.sha256(data).hexdigest()  # of the file as received
+    # The patient, from the header as received: de-identification below empties PatientID.
+    patient_key = patients.dicom_patient_key(data) if xray.source_format == "dicom" else ""
     if xray.source_format == "dicom" and settings.DICOM_DEIDENTIFY_ON_STORE:
         # The case record keeps the display fields read above; the stored file loses identity.
         try:
@@ -90,7 +95,7 @@ def validate_upload(uploaded_file) -> ValidatedUpload:
         except DeidentificationError as exc:
             raise UploadRejected([f"{name}: {exc}"]) from exc
     return ValidatedUpload(name=name, data=data, xray=xray, sha256=sha256,
-                           preview=rendering.preview_png(xray.pixels))
+                           preview=rendering.preview_png(xray.pixels), patient_key=patient_key)
 
 
 def validate_uploads(uploaded_files) -> list[ValidatedUpload]:
@@ -122,23 +127,27 @@ def create_case(user, uploaded_files, client_address: str | None,
 
 def store_case(user, validated: list[ValidatedUpload], client_address: str | None,
                client_reference: str | None = None, team=None,
-               audit_detail: dict | None = None) -> Case:
+               audit_detail: dict | None = None, patient_key: str = "") -> Case:
     """The case, its images, their queued jobs and the audit row, from uploads already checked
     (``validate_upload``), in one transaction. ``audit_detail``: what the interface adds to the
-    audit row (the DICOM node a study came from, say)."""
+    audit row (the DICOM node a study came from, say). ``patient_key``: of the patient reference
+    the uploader typed (services.patients.reference_key), which overrides the DICOMs' own."""
     client_reference = (client_reference or "").strip()[:200]
     first_dicom = next((v.xray.metadata for v in validated if v.xray.source_format == "dicom"), {})
+    patient_key = patients.case_patient_key(patient_key, [v.patient_key for v in validated])
     # Files are written before the rows commit (the opposite order could leave rows pointing at
     # nothing); if this block fails, the files it wrote are removed again.
     written: list[str] = []
     try:
         with transaction.atomic():
             case = Case.objects.create(owner=user, team=team, client_reference=client_reference,
-                                       study_metadata=dict(first_dicom))
+                                       study_metadata=dict(first_dicom), patient_key=patient_key)
             images = _store_images(case, validated, written)
             audit.record(user, Action.UPLOAD, case, client_address, detail={
                 "images": _audit_images(images),
                 "team": team.name if team else None,  # who else may see it, from now on
+                # Whether the films link to a patient, and by what; never the key or identifier.
+                "patient": _patient_source(patient_key, validated),
                 **(audit_detail or {}),
             })
     except BaseException as exc:
@@ -158,6 +167,10 @@ def add_images(case: Case, validated: list[ValidatedUpload], user, client_addres
     try:
         with transaction.atomic():
             locked = Case.objects.select_for_update().get(pk=case.pk)  # positions stay unique
+            if not locked.patient_key:  # a study's first instance may have had no PatientID
+                locked.patient_key = patients.case_patient_key("", [v.patient_key for v in validated])
+                if locked.patient_key:
+                    locked.save(update_fields=["patient_key"])
             images = _store_images(locked, validated, written, start=locked.images.count())
             audit.record(user, Action.UPLOAD, locked, client_address, detail={
                 "images": _audit_images(images), "added_to_case": True, **(audit_detail or {})})
@@ -178,6 +191,12 @@ def _store_images(case: Case, validated: list[ValidatedUpload], written: list[st
     return images
 
 
+def _patient_source(patient_key: str, validated: list[ValidatedUpload]) -> str | None:
+    if not patient_key:
+        return None
+    return "dicom" if any(v.patient_key == patient_key for v in validated) else "reference"
+
+
 def _audit_images(images: list[CaseImage]) -> list[dict]:
     return [{"id": str(i.pk), "name": i.original_name, "sha256": i.sha256,
              "format": i.source_format} for i in images]
@@ -192,6 +211,7 @@ def _store_image(case: Case, position: int, upload: ValidatedUpload, written: li
         size_bytes=len(upload.data), sha256=upload.sha256, width=xray.width, height=xray.height,
         pixel_spacing_mm=list(xray.pixel_spacing_mm) if xray.pixel_spacing_mm else None,
         metadata=dict(xray.metadata),
+        study_date=patients.study_date(xray.metadata),  # the original header's (read above)
     )
     image.original.name = files.save(files.original_name(image, xray.source_format), upload.data)
     written.append(image.original.name)
