@@ -11,7 +11,7 @@ from rest_framework import serializers
 from webapp.api import batches
 from webapp.api.models import Batch
 from webapp.cases.models import JobStatus
-from webapp.cases.services import teams, text, worklist
+from webapp.cases.services import comparison, patients, teams, text, worklist
 from webapp.cases.services.submission import REFERENCE_MAX_LENGTH
 
 STATUS_CHOICES = [s.value for s in JobStatus]
@@ -28,6 +28,26 @@ class FindingsSerializer(serializers.Serializer):
     rim_depth_mm = serializers.FloatField(allow_null=True, required=False)
     rim_depth_percent_width = serializers.FloatField(allow_null=True, required=False)
     large = serializers.BooleanField(allow_null=True, required=False)
+
+
+class ComparisonSerializer(serializers.Serializer):
+    """Job.comparison (webapp.cases.services.comparison): this film against the patient's prior
+    finished film, among the cases the uploader may see."""
+    prior_image_id = serializers.UUIDField(help_text="The prior film (an image of another case).")
+    prior_case_id = serializers.UUIDField()
+    prior_date = serializers.DateField(help_text="The prior's study date, else its upload date.")
+    trend = serializers.ChoiceField(choices=list(comparison.TRENDS), help_text=(
+        "new: prior negative, now positive; resolved: the reverse; both positive: larger or "
+        "smaller when the outlined area changed beyond the measured noise (COMPARISON_AREA_NOISE "
+        "and COMPARISON_AREA_NOISE_RELATIVE), else unchanged; both negative: unchanged."))
+    area_fraction = serializers.FloatField(help_text="This film's, as area_fraction.")
+    prior_area_fraction = serializers.FloatField()
+    area_fraction_change = serializers.FloatField(help_text="This film's minus the prior's.")
+    rim_depth_mm = serializers.FloatField(allow_null=True, help_text=(
+        "0 with nothing outlined; null unless both films have a pixel spacing."))
+    prior_rim_depth_mm = serializers.FloatField(allow_null=True)
+    rim_depth_change_mm = serializers.FloatField(allow_null=True, help_text=(
+        "This film's minus the prior's; null unless both films have a pixel spacing."))
 
 
 class ImageSerializer(serializers.Serializer):
@@ -57,6 +77,9 @@ class ImageSerializer(serializers.Serializer):
         "Positive, or above the model's high-sensitivity threshold: read this first. Null until "
         "the image is done (queued, running or failed: not triaged yet)."))
     findings = FindingsSerializer()
+    comparison = ComparisonSerializer(allow_null=True, help_text=(
+        "With the patient's prior finished film; null where there is none (no patient linked, "
+        "no earlier film) or until done."))
     model_version = serializers.CharField(allow_blank=True)
     backend = serializers.CharField(allow_blank=True, help_text=(
         "How the worker ran the network: torch (eager fp32), torch-bf16 or onnx; empty until done."))
@@ -108,6 +131,8 @@ class PrintableCharField(serializers.CharField):
 
 REFERENCE_PROBLEM = f"at most {REFERENCE_MAX_LENGTH} characters, no control characters."
 NO_IMAGES = "choose at least one X-ray file (multipart field 'images')."
+PATIENT_REFERENCE_PROBLEM = (f"at most {patients.REFERENCE_MAX_LENGTH} characters, no control "
+                             "characters.")
 
 
 class CaseCreateSerializer(serializers.Serializer):
@@ -127,6 +152,15 @@ class CaseCreateSerializer(serializers.Serializer):
         required=False, allow_blank=True, max_length=REFERENCE_MAX_LENGTH, trim_whitespace=False,
         error_messages={"invalid": REFERENCE_PROBLEM, "max_length": REFERENCE_PROBLEM},
         help_text="Your own reference; unique among your cases.")
+    # Write-only: stored as a keyed hash (Case.patient_key), never answered, never logged.
+    patient_reference = PrintableCharField(
+        required=False, allow_blank=True, max_length=patients.REFERENCE_MAX_LENGTH,
+        trim_whitespace=False, write_only=True,
+        error_messages={"invalid": PATIENT_REFERENCE_PROBLEM,
+                        "max_length": PATIENT_REFERENCE_PROBLEM},
+        help_text="The patient (the hospital number, as in the PACS's Patient ID): links this "
+                  "case to the patient's other films. Overrides a DICOM's own Patient ID; "
+                  "needed for PNG/JPEG to be linked. Stored only as a keyed hash; never returned.")
     batch = serializers.UUIDField(required=False, error_messages={"invalid": "no such batch of yours."},
                                   help_text="Add the case to this batch of yours.")
     team = serializers.CharField(required=False, max_length=100,
@@ -151,7 +185,8 @@ class CaseCreateSerializer(serializers.Serializer):
         except serializers.ValidationError as exc:
             # Problems are listed as the API always has (reference, batch, files), while the
             # fields keep the schema's order (files first).
-            order = {"client_reference": 0, "batch": 1, "team": 2, "images": 3}
+            order = {"client_reference": 0, "patient_reference": 1, "batch": 2, "team": 3,
+                     "images": 4}
             raise serializers.ValidationError(
                 dict(sorted(exc.detail.items(), key=lambda item: order.get(item[0], 4)))) from exc
 

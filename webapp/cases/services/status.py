@@ -40,6 +40,8 @@ def job_summary(job: Job) -> dict:
         **findings_summary(job),
         "model_version": job.model_version,
         "timings_ms": job.timings_ms,
+        # With the patient's prior film (services.comparison); null without a prior or until done.
+        "comparison": job.comparison if job.status == JobStatus.DONE else None,
     }
 
 

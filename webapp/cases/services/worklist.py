@@ -7,8 +7,8 @@ clinician first. Three orders:
   their state, so that nothing just sent is out of sight; then the urgent ones (an image called
   positive, or flagged "review first" by the high-sensitivity threshold); then cases whose
   analysis failed (nobody has a result for them: a clinician must read them unaided); then the
-  rest. Within each group, the highest image probability first, then the largest outlined area,
-  then the newest.
+  rest. Within each group, a film larger than the patient's prior film first (only urgent ones
+  have one), then the highest image probability, then the largest outlined area, then the newest.
 - ``suspicion``: positive first, then by probability, waiting cases last (the API's ranking of
   finished work).
 - ``newest``: the plain history (the API's default).
@@ -26,7 +26,7 @@ from django.db import models as db
 from django.db.models import Count, F, Max, Prefetch, Q, QuerySet, Value, When
 
 from webapp.cases.models import CaseImage, JobStatus
-from webapp.cases.services import display, status
+from webapp.cases.services import comparison, display, status
 
 NEWEST = "newest"
 SUSPICION = "suspicion"
@@ -61,6 +61,10 @@ def _by_urgency(cases: QuerySet) -> QuerySet:
         urgent_images=Count("images", filter=Q(images__job__status=JobStatus.DONE)
                             & (Q(images__job__positive=True) | Q(images__job__review_first=True))),
         failed_images=Count("images", filter=Q(images__job__status=JobStatus.FAILED)),
+        # Larger than the patient's prior film (services.comparison): first among the urgent,
+        # since an enlarging pneumothorax is the one that can become a tension pneumothorax.
+        larger_images=Count("images", filter=Q(images__job__status=JobStatus.DONE,
+                                               images__job__comparison__trend="larger")),
         highest_probability=Max("images__job__probability"),
         largest_area=Max("images__job__area_fraction"),
     ).annotate(urgency_group=db.Case(
@@ -68,7 +72,8 @@ def _by_urgency(cases: QuerySet) -> QuerySet:
         When(urgent_images__gt=0, then=Value(1)),
         When(failed_images__gt=0, then=Value(2)),
         default=Value(3), output_field=db.IntegerField()))
-    return cases.order_by("urgency_group", F("highest_probability").desc(nulls_last=True),
+    return cases.order_by("urgency_group", F("larger_images").desc(),
+                          F("highest_probability").desc(nulls_last=True),
                           F("largest_area").desc(nulls_last=True), "-created_at", "pk")
 
 
@@ -135,6 +140,9 @@ def worklist_row(case) -> dict:
         "positive": summary["positive"],
         "max_probability": summary["max_probability"],
         "review_first": any(image["review_first"] for image in done),
+        # Why, where the film alone would not say it: larger than the patient's prior film.
+        "review_reason": comparison.LARGER_REASON if any(
+            (image.get("comparison") or {}).get("trend") == comparison.LARGER for image in done) else "",
         "findings": findings.get("in_words", "") if summary["positive"] else "",
         "large": findings.get("large") if summary["positive"] else None,
     }
