@@ -30,6 +30,25 @@
     list.hidden = rows.length === 0;
   }
 
+  // The change since the patient's prior film, as the server wrote it
+  // (comparison_display.comparison_lines); its links only where the reader may open the prior.
+  function showComparison(paragraph, line) {
+    if (!paragraph || !line) { return; }
+    paragraph.textContent = "";
+    var text = document.createElement("strong");
+    text.textContent = line.text;
+    paragraph.appendChild(text);
+    [[line.prior_url, "The prior film"], [line.compare_url, "Compare side by side"]].forEach(function (link) {
+      if (!link[0]) { return; }
+      var anchor = document.createElement("a");
+      anchor.href = link[0];
+      anchor.textContent = link[1];
+      paragraph.appendChild(document.createTextNode(" · "));
+      paragraph.appendChild(anchor);
+    });
+    paragraph.hidden = false;
+  }
+
   function update(image) {
     var section = document.getElementById("image-" + image.id);
     if (!section) { return; }
@@ -49,6 +68,7 @@
       if (form) { form.hidden = false; }
       if (pending) { pending.hidden = true; }
       showFindings(part("findings"), image.findings_rows || []);
+      showComparison(part("comparison"), image.comparison_line);
       var viewer = section.querySelector("[data-viewer]");
       if (viewer && window.TriageViewer && image.mask_url) { window.TriageViewer.showMask(viewer, image.mask_url); }
       // The sentence is made by the server (webapp.cases.services.display.result_text), with

@@ -9,7 +9,11 @@
 //
 // No framework, no CDN; the outline layers come from viewer-layers.js, loaded first. Each viewer
 // is a <div data-viewer> with data-image-url; case.js calls TriageViewer.showMask(element,
-// maskUrl) when the result arrives.
+// maskUrl) when the result arrives. Viewers can be linked (compare.js: the prior film beside
+// this one): each says where it looks in a "triage:view" event, in coordinates normalised to
+// its film (zoom relative to "fit", and the film point at the canvas centre as fractions of
+// the film's width and height), and TriageViewer.setView moves another viewer there, whatever
+// the two films' sizes.
 (function () {
   "use strict";
 
@@ -27,7 +31,9 @@
     loadImage(root.dataset.imageUrl).then(function (image) {
       self.image = image;
       self.fit();
+      self.ready = true;  // from now on its moves are told to linked viewers (moved)
       root.dataset.viewerReady = "1";
+      root.dispatchEvent(new CustomEvent("triage:ready"));
     }).catch(function () { self.part("message").textContent = "The image could not be loaded."; });
     this.bindControls();
     this.bindPointer();
@@ -50,7 +56,7 @@
       style: this.part("style").value,
       window: Number(this.part("window").value),
       level: Number(this.part("level").value),
-      sideBySide: this.part("side-by-side").checked,
+      sideBySide: Boolean(this.part("side-by-side") && this.part("side-by-side").checked),
     };
   };
 
@@ -96,6 +102,7 @@
                   y: (h - this.image.naturalHeight * scale) / 2 };
     this.fitted = true;
     this.draw();
+    this.moved();
   };
 
   // After the window or the page changed size: a fitted film is fitted again; a zoomed or panned
@@ -120,12 +127,50 @@
     v.scale = scale;
     this.fitted = false;
     this.draw();
+    this.moved();
   };
 
   Viewer.prototype.panBy = function (dx, dy) {
     this.view.x += dx; this.view.y += dy;
     this.fitted = false;
     this.draw();
+    this.moved();
+  };
+
+  Viewer.prototype.fitScale = function () {
+    return Math.min(this.size[0] / this.image.naturalWidth, this.size[1] / this.image.naturalHeight);
+  };
+
+  // Where the viewer looks, normalised to its film: zoom relative to "fit", and the film point
+  // at the canvas centre (u, v) as fractions of the film's width and height.
+  Viewer.prototype.normalisedView = function () {
+    var v = this.view, w = this.image.naturalWidth, h = this.image.naturalHeight;
+    return { zoom: v.scale / this.fitScale(), fitted: Boolean(this.fitted),
+             u: (this.size[0] / 2 - v.x) / (v.scale * w), v: (this.size[1] / 2 - v.y) / (v.scale * h) };
+  };
+
+  // Tells linked viewers (compare.js) where this one now looks; not while following another,
+  // so that two linked viewers do not echo each other's moves back and forth.
+  Viewer.prototype.moved = function () {
+    if (this.following || !this.ready) { return; }
+    this.root.dispatchEvent(new CustomEvent("triage:view", { detail: this.normalisedView() }));
+  };
+
+  // Looks where another viewer looks (its normalisedView), at the same zoom relative to fit.
+  Viewer.prototype.setView = function (view) {
+    if (!this.image) { return; }
+    this.following = true;
+    try {
+      if (view.fitted) { this.fit(); return; }
+      this.resize();
+      var scale = Math.min(MAX_SCALE, Math.max(MIN_SCALE, view.zoom * this.fitScale()));
+      this.view = { scale: scale, x: this.size[0] / 2 - view.u * scale * this.image.naturalWidth,
+                    y: this.size[1] / 2 - view.v * scale * this.image.naturalHeight };
+      this.fitted = false;
+      this.draw();
+    } finally {
+      this.following = false;
+    }
   };
 
   Viewer.prototype.draw = function () {
@@ -155,6 +200,9 @@
       }
     });
     this.root.dataset.zoom = v.scale.toFixed(3);
+    // The normalised view (zoom relative to fit, centre u v): what linked viewers share.
+    var n = this.normalisedView();
+    this.root.dataset.view = [n.zoom.toFixed(3), n.u.toFixed(3), n.v.toFixed(3)].join(" ");
     // Where the film is drawn in the canvas (x y width height, canvas pixels): for the tests.
     this.root.dataset.film = [v.x, v.y, v.scale * this.image.naturalWidth,
                               v.scale * this.image.naturalHeight].map(Math.round).join(" ");
@@ -186,7 +234,9 @@
       self.part(role).addEventListener("input", function () { self.draw(); });
     });
     // The canvases halve or double: keep the film and its controls on the screen.
-    this.part("side-by-side").addEventListener("change", function () { self.fitToScreen(); });
+    // (The compare view has no such checkbox: its two films are already side by side.)
+    var sideBySide = this.part("side-by-side");
+    if (sideBySide) { sideBySide.addEventListener("change", function () { self.fitToScreen(); }); }
     stage.addEventListener("keydown", function (event) {
       var c = centre(), step = 40, handled = true;
       switch (event.key) {
@@ -267,6 +317,16 @@
     showMask: function (element, maskUrl) {
       var viewer = viewers.get(element);
       return viewer ? viewer.showMask(maskUrl) : Promise.resolve();
+    },
+    // Linked viewers (compare.js): where one looks, normalised (null before its film loaded),
+    // and moving another there.
+    view: function (element) {
+      var viewer = viewers.get(element);
+      return viewer && viewer.image ? viewer.normalisedView() : null;
+    },
+    setView: function (element, view) {
+      var viewer = viewers.get(element);
+      if (viewer && view) { viewer.setView(view); }
     },
   };
 }());
