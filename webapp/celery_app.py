@@ -13,12 +13,13 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
 
-app = Celery("workers", include=["workers.tasks"])
+app = Celery("workers", include=["workers.tasks", "webapp.alerts.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Every queue this product knows. A worker started without -Q consumes those its machine can
 # serve (workers.startup drops "gpu" where CUDA is absent); on a cluster, pin them with -Q.
 # "dicom" carries the deliveries of results to PACS nodes (webapp.pacs): network work, no model.
-app.conf.task_queues = (Queue("cpu"), Queue("gpu"), Queue("dicom"))
+# "alerts" carries the review-first alerts (webapp.alerts): network work too, the same light worker.
+app.conf.task_queues = (Queue("cpu"), Queue("gpu"), Queue("dicom"), Queue("alerts"))
 
 FILESYSTEM_FOLDER_OPTIONS = ("data_folder_in", "data_folder_out", "processed_folder",
                              "control_folder")

@@ -56,6 +56,7 @@ COMPOSE = compose_client()
 def test_docker_compose_config_is_valid(profiles):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "FLOWER_"))}
     env["DJANGO_SECRET_KEY"] = "compose-config-check-only"
+    env["PATIENT_KEY_SECRET"] = "compose-config-check-only"
     flags = [word for profile in profiles for word in ("--profile", profile)]
     result = subprocess.run([*COMPOSE, *flags, "config", "-q"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)

@@ -150,7 +150,7 @@ def test_every_container_runs_a_real_entry_point(name):
 def test_the_dicom_sender_and_the_reconciler():
     sender = worker_command(deployments()["dicom-sender"])
     assert sender[:4] == ["celery", "-A", "webapp.celery_app", "worker"]
-    assert option(sender, "-Q") == "dicom"
+    assert option(sender, "-Q").split(",") == ["dicom", "alerts"]  # PACS results and alerts
     reconciler = deployments()["reconciler"]
     assert reconciler["spec"]["replicas"] == 1
     assert worker_command(reconciler)[:3] == ["python", "manage.py", "reconcile_jobs"]

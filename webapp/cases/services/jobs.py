@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from webapp.cases.models import TERMINAL_STATUSES, Job, JobStatus
+from webapp.cases.services import comparison
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,19 @@ def complete_job(job_id: int, run_token: str, *, probability: float, positive: b
         job.backend = backend[:32]
         job.review_first, job.findings = review_first, findings or {}
         job.mask.name, job.overlay.name = mask_name, overlay_name
+        # Against the patient's prior film, in this transaction: the comparison and the review
+        # first it may add are saved with the result, never a moment after it.
+        comparison.apply_comparison(job)
         job.status = JobStatus.DONE
         job.finished_at = timezone.now()
         job.save()
+        if job.review_first:
+            # After commit, the alert worker reads the stored job and alerts the configured
+            # channels (webapp.alerts.services), once per film and channel however often the
+            # job is completed or its message delivered.
+            from webapp.alerts.services import schedule_alerts_on_commit
+
+            schedule_alerts_on_commit(job.pk)
         return True
 
 
