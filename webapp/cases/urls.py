@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import compare_views, patient_views, views
 
 app_name = "cases"
 urlpatterns = [
@@ -12,5 +12,7 @@ urlpatterns = [
     path("<uuid:case_id>/report/", views.case_report, name="report"),
     path("<uuid:case_id>/status.json", views.case_status, name="status"),
     path("<uuid:case_id>/delete/", views.case_delete, name="delete"),
+    path("<uuid:case_id>/patient/", patient_views.patient, name="patient"),
     path("<uuid:case_id>/images/<uuid:image_id>/<str:kind>.png", views.image_file, name="image_file"),
+    path("<uuid:case_id>/images/<uuid:image_id>/compare/", compare_views.image_compare, name="compare"),
 ]

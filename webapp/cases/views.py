@@ -16,8 +16,9 @@ from webapp.audit.models import Action
 from webapp.cases.forms import UploadForm
 from webapp.cases.worklist_filters import WorklistFilterForm
 from webapp.reviews.services import filter_reviewed, reviews_for_images
+from webapp.alerts.acknowledgements import attach_to_rows as attach_acknowledgements
 from webapp.cases.models import JobStatus
-from webapp.cases.services import access, display, files, serving, status, worklist
+from webapp.cases.services import access, comparison_display, display, files, serving, status, worklist
 from webapp.cases.services.deletion import delete_case
 from webapp.cases.services.model_versions import known_model_versions
 from webapp.cases.services.submission import submit_case
@@ -40,7 +41,8 @@ def upload(request):
                 case = submit_case(request.user, form.cleaned_data["images"],
                                    audit.client_address(request),
                                    form.cleaned_data["client_reference"],
-                                   team=form.cleaned_data["team"])
+                                   team=form.cleaned_data["team"],
+                                   patient_reference=form.cleaned_data["patient_reference"])
             except UploadRejected as exc:
                 for message in exc.messages:
                     form.add_error("images", message)
@@ -67,7 +69,9 @@ def _worklist(request) -> dict:
     query = request.GET.copy()
     query.pop("page", None)
     return {"form": form, "ordering": ordering, "orderings": worklist.ORDERINGS, "page": page,
-            "rows": [worklist.worklist_row(case) for case in page.object_list],
+            # Each row with its review-first films' acknowledgements (the alerts app sits above cases).
+            "rows": attach_acknowledgements([worklist.worklist_row(case) for case in page.object_list],
+                                            page.object_list),
             "query": query.urlencode(),
             # Whose case it is matters once teammates' cases share the list.
             "show_owner": request.user.teams.exists()}
@@ -105,6 +109,10 @@ def _case_context(request, case) -> dict:
     for image, summary in zip(images, summaries):
         image.result_text, image.findings_rows = summary["result_text"], summary["findings_rows"]
         image.review_list = reviews[image.pk]
+    # The change since the patient's prior film, with its links only where this user may see it.
+    comparisons = comparison_display.comparison_lines(request.user, images)
+    for image in images:
+        image.comparison_line = comparisons.get(image.pk)
     return {
         "case": case, "images": images, "study": display.study_fields(case.study_metadata),
         "study_header": display.study_header(case.study_metadata),
@@ -146,6 +154,9 @@ def case_status(request, case_id):
         for kind in ("overlay", "mask"):
             image[f"{kind}_url"] = _file_url(case.pk, image["id"], kind) if done else None
         image["preview_url"] = _file_url(case.pk, image["id"], "preview")
+    lines = comparison_display.case_comparison_lines(request.user, case)
+    for image in payload["images"]:
+        image["comparison_line"] = lines.get(image["id"])  # text and links, for case.js
     return JsonResponse(payload)
 
 
