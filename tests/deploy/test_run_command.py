@@ -101,7 +101,8 @@ def test_run_command_serves_without_debug_pages_runs_the_reconciler_and_the_demo
     assert session.get(f"{url}/no-such-page/", timeout=10).status_code == 404
 
     children = " | ".join(descendants(process.pid))
-    for part in ("gunicorn webapp.wsgi", "celery -A workers worker", "reconcile_jobs --every 60"):
+    for part in ("gunicorn webapp.wsgi", "celery -A workers worker -Q cpu",
+                 "celery -A webapp.celery_app worker -Q dicom,alerts", "reconcile_jobs --every 60"):
         assert part in children, children
     assert "webapp.settings.development" not in log_path.read_text()
 
