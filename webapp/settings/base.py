@@ -191,6 +191,9 @@ from ._retention import *  # noqa: E402,F401,F403
 from ._directory import *  # noqa: E402,F401,F403
 from ._ldap import *  # noqa: E402,F401,F403
 from ._oidc import *  # noqa: E402,F401,F403
+from ._patients import *  # noqa: E402,F401,F403
+from ._alerts import *  # noqa: E402,F401,F403
+from ._comparison import *  # noqa: E402,F401,F403
 # Directory accounts after the local ones: a local sign-in (the first admin, a service account)
 # never waits on the directory, and still works while it is down (settings/_ldap.py).
 AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, *LDAP_AUTHENTICATION_BACKENDS,  # noqa: F405
