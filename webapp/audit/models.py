@@ -39,6 +39,12 @@ class Action(models.TextChoices):
     ALERT_FAILED = "alert_failed", "Alert could not be delivered"
     ALERT_RETRY = "alert_retry", "Alert delivery retried"
     ALERT_ACKNOWLEDGED = "alert_acknowledged", "Alert acknowledged"
+    # Issue 23: the site learns.
+    OUTLINE_CORRECTED = "outline_corrected", "Outline corrected"
+    MODEL_REGISTERED = "model_registered", "Model registered"
+    MODEL_PROMOTED = "model_promoted", "Model promoted"
+    MODEL_ROLLED_BACK = "model_rolled_back", "Model rolled back"
+    DRIFT_ALARM = "drift_alarm", "Drift alarm"
 
 
 class AppendOnlyError(RuntimeError):
