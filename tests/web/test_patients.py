@@ -113,6 +113,14 @@ def test_the_key_is_a_keyed_hash_of_an_unambiguous_pair(settings):
     assert patients.patient_key("12345", "HOSP") != key  # without the secret, no way back
 
 
+@pytest.mark.parametrize("placeholder", ["UNKNOWN", "unknown ", "Anonymous", "0", "N/A", "-"])
+def test_a_placeholder_identifier_links_no_one(placeholder):
+    """An emergency registration's "UNKNOWN" names no patient: linked, every unknown patient
+    would be one, and a film would be compared with a stranger's."""
+    assert patients.patient_key(placeholder, "HOSP") == ""
+    assert patients.patient_key("UNKNOWN-4711", "HOSP") != ""  # a real id that merely starts so
+
+
 def test_a_site_without_a_secret_fails_the_deploy_check(settings):
     assert patients.check_secret() == []
     settings.PATIENT_KEY_SECRET = ""

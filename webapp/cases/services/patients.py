@@ -46,17 +46,26 @@ REFERENCE_MAX_LENGTH = 64
 _ENCODING = b"pneumothorax-triage patient v1\n"
 
 
+# Identifiers that name no one: what an emergency registration or a modality writes when it does
+# not know the patient. Linked, they would make every unknown patient one patient, and compare a
+# film with a stranger's. Compared after the canonical form, ignoring case.
+PLACEHOLDER_IDENTIFIERS = frozenset({
+    "unknown", "unk", "anonymous", "anon", "none", "null", "n/a", "na", "-", "--", "?", "0",
+    "000000", "0000000000", "noid", "no id", "patient", "test",
+})
+
+
 class BadReference(ValueError):
     """A patient reference that cannot be used; the message says why, never what was typed."""
 
 
 def patient_key(identifier: str, issuer: str = "") -> str:
-    """The hex HMAC-SHA256 of (issuer, identifier), or "" for an empty identifier (no patient
-    known) and where the site has no PATIENT_KEY_SECRET. The two strings are encoded as a JSON
+    """The hex HMAC-SHA256 of (issuer, identifier), or "" for an empty or placeholder identifier
+    (no patient known: PLACEHOLDER_IDENTIFIERS) and where the site has no PATIENT_KEY_SECRET. The two strings are encoded as a JSON
     array, so no pair of values runs into another ("A" + "BC" is not "AB" + "C")."""
     identifier, issuer = _canonical(identifier), _canonical(issuer)
     secret = getattr(settings, "PATIENT_KEY_SECRET", "") or ""
-    if not identifier:
+    if not identifier or identifier.lower() in PLACEHOLDER_IDENTIFIERS:
         return ""
     if not secret:
         log.warning("PATIENT_KEY_SECRET is not set: a film is stored without its patient link")
