@@ -169,6 +169,33 @@ def test_a_film_that_is_not_review_first_alerts_nobody_and_a_redelivery_alerts_o
     assert Alert.objects.get(pk=alert.pk).attempts == 1
 
 
+def test_the_reconciler_makes_the_alert_whose_scheduling_message_was_lost(login, owner, receiver,
+                                                                          settings):
+    """A worker that died between the result's commit and the alerts' message: the film is done
+    and review first, with no alert. The reconciler makes it, once."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from webapp.alerts.reconcile import reconcile_alerts
+
+    # The reconciler's own settings, as the worker's: the webhook is configured.
+    settings.ALERT_WEBHOOK_URL, settings.ALERT_WEBHOOK_SECRET = receiver.url, SECRET
+    case_id = upload_through_page(login(owner), [SimpleUploadedFile("lost.dcm", DICOM.read_bytes())])
+    job = Job.objects.get(image__case_id=case_id)
+    # The result as complete_job leaves it, without its on-commit hook (the lost message).
+    Job.objects.filter(pk=job.pk).update(status="done", positive=True, probability=0.93,
+                                         review_first=True,
+                                         finished_at=timezone.now() - timedelta(minutes=10))
+    assert not Alert.objects.filter(image_id=job.image_id).exists()
+    assert reconcile_alerts(window=timedelta(minutes=5)) == []  # older than the window: left
+    [made] = reconcile_alerts(older_than=timedelta(minutes=1))
+    alert = wait_for_alert(job.image_id, Channel.WEBHOOK)
+    assert alert.pk == made and alert.reason == "positive"
+    assert reconcile_alerts(older_than=timedelta(minutes=1)) == []  # made once
+    assert len(receiver.for_image(str(job.image_id))) == 1
+
+
 def test_a_receiver_down_then_up_gets_the_alert_exactly_once(upload, receiver):
     receiver.stop()  # connections refused
     job = upload()

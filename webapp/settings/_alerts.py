@@ -31,6 +31,9 @@ ALERT_TIMEOUT_S = env.float("ALERT_TIMEOUT_S", default=10)
 ALERT_MAX_RETRIES = env.int("ALERT_MAX_RETRIES", default=8)
 ALERT_BACKOFF_S = env.float("ALERT_BACKOFF_S", default=5)
 ALERT_BACKOFF_MAX_S = env.float("ALERT_BACKOFF_MAX_S", default=300)
+# The reconciler makes the alerts of review-first films finished within this window whose
+# scheduling message was lost (webapp.alerts.reconcile); older films are not alerted late.
+ALERT_RECONCILE_WINDOW_S = env.int("ALERT_RECONCILE_WINDOW_S", default=6 * 3600)
 
 # --- E-mail (Django's SMTP backend) -------------------------------------------------------------
 # One URL, django-environ's format: smtp://user:password@host:25, smtp+tls://...:587 (STARTTLS),

@@ -17,6 +17,7 @@ from django.db import close_old_connections, connection
 
 from webapp.cases.services import retention
 from webapp.cases.services.reconcile import reconcile_jobs
+from webapp.alerts.reconcile import reconcile_alerts
 from webapp.pacs.services.reconcile import reconcile_deliveries
 
 log = logging.getLogger(__name__)
@@ -46,12 +47,14 @@ class Command(BaseCommand):
             try:
                 report = reconcile_jobs(**kwargs)
                 deliveries = reconcile_deliveries()  # results owed to PACS nodes (webapp.pacs)
+                alerts = reconcile_alerts()  # review-first films whose alerts were never made
                 self.stdout.write(f"resent {len(report.resent_queued)} queued, "
                                   f"{len(report.resent_running)} running job(s)"
                                   + (f"; {len(report.send_failed)} not sent" if report.send_failed
                                      else "")
                                   + (f"; sent {len(deliveries)} PACS deliveries" if deliveries
-                                     else ""))
+                                     else "")
+                                  + (f"; made {len(alerts)} missed alert(s)" if alerts else ""))
                 self.stdout.flush()
             except Exception as exc:  # database down: try again next round
                 if not every:
