@@ -27,7 +27,8 @@ from django.conf import settings
 NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 # Every FileField of the product, which ``media_files`` reads (a test fails when a model gains
 # one that is not here: its files would be left out of backups).
-MEDIA_FILE_FIELDS = {"cases.caseimage": ("original", "preview"), "cases.job": ("mask", "overlay")}
+MEDIA_FILE_FIELDS = {"cases.caseimage": ("original", "preview"), "cases.job": ("mask", "overlay"),
+                     "reviews.correctedoutline": ("mask",)}
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ def media_files(using: str) -> tuple[list[str], list[str]]:
         stored = [name for name in stored if name]
         required += stored
         derived += [name for name in files.image_files(image) if name not in stored]
+    # The outlines clinicians corrected (webapp.reviews.outlines): write-once, one per version.
+    from webapp.reviews.models import CorrectedOutline
+
+    required += list(CorrectedOutline.objects.using(using).order_by("pk")
+                     .values_list("mask", flat=True))
     return required, derived
 
 

@@ -3,7 +3,7 @@ from django.contrib import admin
 from webapp.accounts.admin_access import RoleAdminMixin
 from webapp.audit.admin import ReadOnlyAdminMixin
 
-from .models import Review
+from .models import CorrectedOutline, Review
 
 
 @admin.register(Review)
@@ -18,3 +18,14 @@ class ReviewAdmin(ReadOnlyAdminMixin, RoleAdminMixin, admin.ModelAdmin):
     date_hierarchy = "reviewed_at"
     list_select_related = ("reviewer",)
     readonly_fields = [f.name for f in Review._meta.fields]
+
+
+@admin.register(CorrectedOutline)
+class CorrectedOutlineAdmin(ReadOnlyAdminMixin, RoleAdminMixin, admin.ModelAdmin):
+    """Read-only: an outline is corrected in the viewer, as a new version with its audit row."""
+
+    list_display = ("created_at", "image_id", "version", "empty", "created_by", "based_on_model_version")
+    list_filter = ("empty", "created_at", "based_on_model_version")
+    search_fields = ("image__id", "image__case__id", "created_by__username")
+    list_select_related = ("created_by",)
+    readonly_fields = [f.name for f in CorrectedOutline._meta.fields]

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from webapp.cases.models import CaseImage
+from webapp.cases.storage import get_private_storage
 
 # Enough for a few sentences of reasoning; a report belongs in the hospital's own system.
 COMMENT_MAX_LENGTH = 2000
@@ -66,3 +67,35 @@ class Review(models.Model):
         job = self.image.job
         return (job.model_version, job.probability, job.positive) != (
             self.model_version, self.probability, self.positive)
+
+
+class CorrectedOutline(models.Model):
+    """A clinician's outline of the pneumothorax on one film, drawn in the viewer: the ground
+    truth that the model's outline (``Job.mask``, never changed) is corrected to. Each save is a
+    new version, so an outline is never rewritten in place (the files are write-once, as every
+    file of a case is: ``webapp.cases.services.files``) and the export takes the latest.
+
+    ``empty``: "no pneumothorax" (the mask has no pixel set)."""
+
+    # CASCADE: deleting a case deletes its outlines (their files: webapp.cases.services.deletion).
+    image = models.ForeignKey(CaseImage, on_delete=models.CASCADE, related_name="corrected_outlines")
+    version = models.PositiveIntegerField()
+    # cases/<case>/<image>/outline-v<version>.png, 0 or 255, the film's size (services: outlines).
+    mask = models.FileField(storage=get_private_storage, max_length=300)
+    empty = models.BooleanField()
+    # PROTECT: as for reviews and audit rows, a user is deactivated, never deleted.
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                                   related_name="corrected_outlines")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The version of the model whose result was on the film when the outline was drawn.
+    based_on_model_version = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "version"], name="outline_one_per_version"),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="outline_version_positive"),
+        ]
+
+    def __str__(self):
+        return f"Outline v{self.version} of image {self.image_id}"

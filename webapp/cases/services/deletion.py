@@ -23,6 +23,9 @@ def delete_case(user, case: Case, client_address: str | None) -> None:
         raise PermissionDenied("Only the uploader or an administrator may delete a case.")
     images = list(case.images.select_related("job"))
     names = [name for image in images for name in files.image_files(image)]
+    # Everything else in the case's folder too: earlier runs' results and the outlines that
+    # clinicians corrected (webapp.reviews.outlines), which no job field names.
+    names += sorted(set(files.case_folder_files(case.pk)) - set(names))
     audit.record(user, Action.DELETE, case, client_address,
                  detail={"images": len(images), "owner": case.owner.get_username()})
     case.delete()

@@ -13,7 +13,8 @@
 // this one): each says where it looks in a "triage:view" event, in coordinates normalised to
 // its film (zoom relative to "fit", and the film point at the canvas centre as fractions of
 // the film's width and height), and TriageViewer.setView moves another viewer there, whatever
-// the two films' sizes.
+// the two films' sizes. The outline editor (outline-editor.js) may take the pointer and have its
+// layer drawn in place of the model's outline (TriageViewer.setEditor).
 (function () {
   "use strict";
 
@@ -191,11 +192,18 @@
       context.filter = filter;
       context.drawImage(self.image, 0, 0);
       context.filter = "none";
-      if (index === 0 && self.layers && s.overlay) {
+      if (index === 0 && self.layers && s.overlay && !self.editor) {
         context.globalAlpha = s.style === "outline" ? 1 : s.opacity;
         if (s.style !== "outline") { context.drawImage(self.layers.filled, 0, 0); }
         context.globalAlpha = s.style === "filled" ? s.opacity : 1;
         if (s.style !== "filled") { context.drawImage(self.layers.outline, 0, 0); }
+        context.globalAlpha = 1;
+      }
+      // The outline being corrected (outline-editor.js): a canvas the film's size, drawn in
+      // place of the model's outline, so that it zooms and pans with the film.
+      if (index === 0 && self.editor) {
+        context.globalAlpha = Math.max(0.3, s.opacity);
+        context.drawImage(self.editor.layer, 0, 0);
         context.globalAlpha = 1;
       }
     });
@@ -281,11 +289,21 @@
   // Pointer events cover mouse, pen and touch alike: one pointer pans, two pinch.
   Viewer.prototype.bindPointer = function () {
     var self = this, stage = this.part("stage"), pinch = null;
+    // While an outline is corrected with the brush or the eraser, one pointer draws on the film
+    // (in film pixels) instead of panning it; the editor says whether it took the event.
+    var edits = function (phase, event) {
+      if (!self.editor || !self.image) { return false; }
+      var box = self.canvases[0].getBoundingClientRect(), v = self.view;
+      return self.editor.pointer(phase, (event.clientX - box.left - v.x) / v.scale,
+                                 (event.clientY - box.top - v.y) / v.scale, event);
+    };
     stage.addEventListener("pointerdown", function (event) {
       stage.setPointerCapture(event.pointerId);
+      if (edits("down", event)) { return; }
       self.pointers[event.pointerId] = [event.clientX, event.clientY];
     });
     stage.addEventListener("pointermove", function (event) {
+      if (edits("move", event)) { return; }
       var last = self.pointers[event.pointerId];
       if (!last) { return; }
       var ids = Object.keys(self.pointers);
@@ -303,7 +321,7 @@
       }
       self.pointers[event.pointerId] = [event.clientX, event.clientY];
     });
-    var release = function (event) { delete self.pointers[event.pointerId]; pinch = null; };
+    var release = function (event) { edits("up", event); delete self.pointers[event.pointerId]; pinch = null; };
     stage.addEventListener("pointerup", release);
     stage.addEventListener("pointercancel", release);
   };
@@ -327,6 +345,17 @@
     setView: function (element, view) {
       var viewer = viewers.get(element);
       if (viewer && view) { viewer.setView(view); }
+    },
+    // The outline editor (outline-editor.js): { layer: a canvas the film's size, pointer(phase,
+    // x, y, event) -> true when it drew }, or null to show the model's outline again; redraw
+    // after the layer changed.
+    setEditor: function (element, editor) {
+      var viewer = viewers.get(element);
+      if (viewer) { viewer.editor = editor; viewer.draw(); }
+    },
+    redraw: function (element) {
+      var viewer = viewers.get(element);
+      if (viewer) { viewer.draw(); }
     },
   };
 }());
