@@ -27,6 +27,10 @@ without outlines: detection only, every image at the model file's stored operati
 unread: choose between candidates that way, then evaluate the chosen one in full, once.
 With ``--set-operating-point`` the chosen point and the test figures are written into the model
 file (weights unchanged).
+``--feedback DIR`` (``manage.py export_feedback --out-dir``) adds a ``site`` section to
+``report.json``: the model on the held-out part of this site's films, split by patient as
+``ml.train --feedback`` splits them, at the operating point chosen on the calibration half
+(``ml.evaluation.site``). It is a test set: ``--calibration-only`` refuses it.
 """
 
 from __future__ import annotations
@@ -63,6 +67,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="what the image threshold reads: the classification head, the mask's top "
                         "pixel probability (sneddy's triplet), or the better of the two on the "
                         "calibration half (default)")
+    p.add_argument("--feedback", metavar="DIR",
+                   help="also score the held-out part of this site's films (manage.py "
+                        "export_feedback --out-dir): the report's site section")
+    p.add_argument("--feedback-holdout", type=float, default=None,
+                   help="share of the site's patients held out (default: the one the model was "
+                        "fine-tuned with, else 0.2; must match ml.train's)")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only about N held-out images (whole patients; for smoke tests)")
     p.add_argument("--batch-size", type=int, default=8)
@@ -75,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> dict:
     """Evaluate as the arguments say; the report (also written as ``<out>/report.json``)."""
     args = parse_args(argv)
+    if args.feedback and (args.layout == "feedback" or args.calibration_only):
+        raise SystemExit("--feedback scores the site's held-out films, a test set: evaluate the "
+                         "chosen candidate in full, on the shared data's layout")
     if args.layout == "feedback":
         return evaluate_feedback(args)
     if args.calibration_only:

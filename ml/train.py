@@ -8,6 +8,17 @@ Resumable: ``--resume`` continues from ``<out>/last.pt``, which is written every
 whichever is further along, the step count or the clock, so a capped run still anneals.
 Writes ``metrics.csv``, ``curves.png``, ``best.safetensors`` (by validation challenge score at
 the challenge's 22% positives, at the best image and pixel thresholds of a coarse grid) and ``validation_ids.txt``.
+
+Fine-tuning on this site's films (``docs/model/site-fine-tuning.md``)::
+
+    python -m ml.train --cache cache/subset-512 --feedback export/ --init ACTIVE.safetensors \
+        --epochs 3 --out runs/site-2026-12
+
+``--feedback DIR`` (``manage.py export_feedback --out-dir DIR``) starts from ``--init`` (default:
+the served model, ``PNEUMOTHORAX_MODEL`` or the shipped file), keeps its encoder, head and the
+shared held-out patients it records, holds out about ``--feedback-holdout`` of the site's
+patients (by a hash of the patient key: ``ml.training.feedback``), and makes every epoch
+``--feedback-fraction`` site films and the rest shared films, so that it does not forget.
 """
 
 from __future__ import annotations
@@ -23,13 +34,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Train the pneumothorax U-Net on a cache (ml.cache).")
     p.add_argument("--cache", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--encoder", default="efficientnet-b3")
+    p.add_argument("--encoder", default=None,
+                   help="default: the --init model's, else efficientnet-b3")
     p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
                    help="ImageNet encoder weights (default: on where offline weights exist)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=None, help="default 5e-4; 1e-4 with --feedback")
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--pixel-loss", choices=("bce", "focal"), default="bce")
     p.add_argument("--positive-start", type=float, default=0.6,
@@ -58,7 +70,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="also keep an exponential moving average of the weights (e.g. 0.999), "
                         "written as ema.safetensors each epoch")
     p.add_argument("--validation-patients", metavar="FILE",
-                   help="fixed held-out patients, one id a line, instead of drawing them")
+                   help="fixed held-out patients, one id a line, instead of drawing them "
+                        "(default with --feedback: the ones the --init model records)")
+    p.add_argument("--feedback", metavar="DIR",
+                   help="fine-tune on this site's films (manage.py export_feedback --out-dir), "
+                        "from --init (default: the served model)")
+    p.add_argument("--feedback-fraction", type=float, default=0.3,
+                   help="share of each epoch's samples that are site films; the rest are shared "
+                        "training films, so that the model does not forget")
+    p.add_argument("--feedback-holdout", type=float, default=0.2,
+                   help="share of the site's patients held out for ml.evaluate --feedback (by a "
+                        "hash of the patient key: never trained on)")
     return p.parse_args(argv)
 
 

@@ -20,6 +20,7 @@ from ml.evaluation.figures import figures, high_sensitivity_figures
 from ml.evaluation.held_out import calibration_test_split, limit_samples, verified_held_out
 from ml.evaluation.plots import plot_gallery, plot_roc
 from ml.evaluation.records import predict_records, with_image_score
+from ml.evaluation.site import site_section
 from ml.serving.inference import Predictor
 from ml.training.datasets import load_dataset
 
@@ -87,6 +88,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         "test_at_stored_operating_point": {"operating_point": asdict(info.operating_point),
                                            **stored_figures},
         "worst_cases": worst,
+        **({"site": site_section(args, config, predictor, point)} if args.feedback else {}),
         "per_image": test_rows,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
@@ -185,4 +187,10 @@ def print_summary(report: dict, out: Path) -> None:
     dicom = test["dicom_only"]
     print(f"test, DICOM only ({dicom['images']} images, {dicom['positives']} positive): "
           f"auc={dicom['auc']} sensitivity={dicom['sensitivity']} specificity={dicom['specificity']}")
+    site = report.get("site")
+    if site is not None:
+        print(f"site, held out ({site['images']} films of {site['patients']} patients, "
+              f"{site.get('positives', 0)} positive): auc={_shown(site.get('auc'))} "
+              f"sensitivity={_shown(site.get('sensitivity'))} specificity={_shown(site.get('specificity'))} "
+              f"dice_positive={_shown(site.get('dice_positive'))} ({site.get('outlined_positives', 0)} outlined)")
     print(f"wrote {out / 'report.json'}, {out / 'roc.png'}, {out / 'worst_cases.png'}")

@@ -1,7 +1,7 @@
 """The preprocessing cache: a dataset decoded once at one resolution, so epochs never re-decode DICOM.
 
 Layout of the cache: ``images/<id>.jpg`` (greyscale JPEG), ``masks/<id>.png`` (0/255) and
-``index.csv`` (image_id, patient_id, has_pneumothorax, source_format). Every image is
+``index.csv`` (image_id, patient_id, has_pneumothorax, source_format, has_mask). Every image is
 re-encoded as JPEG at one quality whatever its source format, which also evens out the
 compression signature that separates this subset's DICOM negatives from its JPEG positives.
 Built by the command ``python -m ml.cache``; read by ``ml.train``.
@@ -21,7 +21,7 @@ from tqdm import tqdm
 from ml.core.reading import read_xray
 from ml.training.datasets import Sample
 
-INDEX_FIELDS = ("image_id", "patient_id", "has_pneumothorax", "source_format")
+INDEX_FIELDS = ("image_id", "patient_id", "has_pneumothorax", "source_format", "has_mask")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class CachedSample:
     source_format: str
     image_path: Path
     mask_path: Path
+    # False: a true label without an outline (site feedback); the cached mask is an empty
+    # placeholder that the pixel losses skip. Caches older than the column have outlines only.
+    has_mask: bool = True
 
 
 def resize_image(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -47,7 +50,8 @@ def resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
 def _cache_one(args: tuple[Sample, Path, int, int]) -> dict:
     sample, out, size, quality = args
     xray = read_xray(sample.image_path)
-    mask = sample.load_mask(xray.height, xray.width)
+    mask = (sample.load_mask(xray.height, xray.width) if sample.has_mask
+            else np.zeros((xray.height, xray.width), dtype=np.uint8))
     image_path = out / "images" / f"{sample.image_id}.jpg"
     cv2.imwrite(str(image_path), resize_image(xray.pixels, size), [cv2.IMWRITE_JPEG_QUALITY, quality])
     cv2.imwrite(str(out / "masks" / f"{sample.image_id}.png"), resize_mask(mask, size))
@@ -56,6 +60,7 @@ def _cache_one(args: tuple[Sample, Path, int, int]) -> dict:
         "patient_id": sample.patient_id,
         "has_pneumothorax": int(sample.has_pneumothorax),
         "source_format": xray.source_format,
+        "has_mask": int(sample.has_mask),
     }
 
 
@@ -86,6 +91,7 @@ def load_cache(root: str | Path) -> list[CachedSample]:
                 source_format=row["source_format"],
                 image_path=root / "images" / f"{row['image_id']}.jpg",
                 mask_path=root / "masks" / f"{row['image_id']}.png",
+                has_mask=row.get("has_mask", "1") == "1",
             )
             for row in csv.DictReader(handle)
         ]

@@ -55,17 +55,22 @@ class Sample:
 
 
 def load_subset(root: str | Path) -> list[Sample]:
+    """The subset's ``labels.csv`` rows. Also reads the product's feedback export
+    (``manage.py export_feedback --out-dir``, ``ml.training.feedback``), a superset of this
+    layout whose ``has_mask`` column marks films with a true label but no outline."""
     root = Path(root)
     samples = []
     with open(root / "labels.csv", newline="") as handle:
         for row in csv.DictReader(handle):
+            has_mask = row.get("has_mask", "1") == "1"
             samples.append(
                 Sample(
                     image_id=row["image_id"],
                     image_path=root / row["image"],
                     patient_id=row["patient_id"],
                     has_pneumothorax=row["has_pneumothorax"] == "1",
-                    mask_path=root / row["mask"],
+                    mask_path=root / row["mask"] if has_mask else None,
+                    has_mask=has_mask,
                 )
             )
     return samples

@@ -39,13 +39,23 @@ class HybridLoss(torch.nn.Module):
         self.dice_weight = dice_weight
         self.class_weight = class_weight
 
-    def forward(self, mask_logits, class_logits, masks, labels) -> dict[str, torch.Tensor]:
+    def forward(self, mask_logits, class_logits, masks, labels, has_mask=None) -> dict[str, torch.Tensor]:
+        """``has_mask`` (one value per image, default all true): images whose mask is only a
+        placeholder (a site film with a true label but no outline) are left out of the pixel and
+        Dice terms; an empty mask there would teach that a positive film shows nothing."""
         mask_logits, class_logits = mask_logits.float(), class_logits.float()
+        label = F.binary_cross_entropy_with_logits(class_logits, labels)
+        if has_mask is not None:
+            outlined = has_mask.bool().reshape(-1)
+            if not outlined.any():
+                zero = mask_logits.sum() * 0.0
+                return {"loss": self.class_weight * label + zero, "pixel": zero.detach(),
+                        "dice": zero.detach(), "label": label.detach()}
+            mask_logits, masks = mask_logits[outlined], masks[outlined]
         if self.pixel_loss == "focal":
             pixel = focal_loss(mask_logits, masks) * 10.0  # focal is ~10x smaller than BCE
         else:
             pixel = F.binary_cross_entropy_with_logits(mask_logits, masks)
         dice = soft_dice_loss(mask_logits, masks)
-        label = F.binary_cross_entropy_with_logits(class_logits, labels)
         total = pixel + self.dice_weight * dice + self.class_weight * label
         return {"loss": total, "pixel": pixel.detach(), "dice": dice.detach(), "label": label.detach()}

@@ -18,23 +18,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Subset
 from tqdm import tqdm
 
-from ml.core.checkpoint import ModelInfo, save_model
+from ml.core.checkpoint import CheckpointError, ModelInfo, read_info, save_model
 from ml.core.model import PRETRAINED_PACKAGES, build_model
 from ml.training.augment import training_transform
-from ml.training.cache import load_cache
+from ml.training.cache import build_cache, load_cache
 from ml.training.datasets import read_patient_list, split_by_patient
+from ml.training.feedback import (FeedbackError, load_site_films, mixed_epoch_indices, mixed_epoch_size,
+                                  split_site_films)
 from ml.training.history import plot_curves, write_metrics
 from ml.training.losses import HybridLoss
 from ml.training.runtime import Distributed, use_bf16
+from ml.serving.inference import configured_model_path
 from ml.training.state import initial_weights, load_training_state, save_training_state
 from ml.training.training_data import CachedSegmentationDataset, epoch_indices, positive_fraction
 from ml.training.validation import validate
 
 # Options that say where the run reads and writes, or how it talks: not part of its config.
 UNRECORDED_OPTIONS = ("resume", "quiet", "out", "cache", "validation_patients")
+FINE_TUNING_LR = 1e-4  # --feedback's default: a fifth of a first run's, as stage 7 used
 
 
 def learning_rate(base: float, progress: float, warmup: float = 0.03) -> float:
@@ -53,21 +57,90 @@ class Trainer:
         if world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         self.last_path = self.out / "last.pt"
+        self.init_info = self._resolve_defaults()
         self._split_data()
+        self._split_site_films()
         self._build_model()
         self._build_loaders()
         self.state = {"epoch": 0, "batch": 0, "step": 0, "elapsed": 0.0, "history": [], "best": -1.0}
         self.config = self._config()
+
+    def _resolve_defaults(self) -> ModelInfo | None:
+        """Defaults that depend on the model started from. A fine-tune (``--feedback``) starts
+        from ``--init`` (the registry's active file), else from the file the workers are
+        configured with (``PNEUMOTHORAX_MODEL``, by default the shipped one), and keeps its
+        encoder and head; a first run trains ``efficientnet-b3``."""
+        args = self.args
+        if args.feedback and not 0.0 < args.feedback_fraction < 1.0:
+            raise SystemExit(f"--feedback-fraction must be between 0 and 1, not {args.feedback_fraction}")
+        if args.feedback and not args.init:
+            args.init = str(configured_model_path())
+        info = None
+        if args.init and not str(args.init).endswith(".pt"):
+            try:
+                info = read_info(args.init)
+            except CheckpointError as exc:
+                raise SystemExit(f"--init: {exc}") from None
+        elif args.init:
+            config = load_training_state(args.init)["config"]
+            info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
+                             head_pooling=config.get("head_pooling") or "avg", training={"config": config})
+        if args.encoder is None:
+            args.encoder = info.encoder if info else "efficientnet-b3"
+        if args.head_pooling is None and info is not None and args.feedback:
+            args.head_pooling = info.head_pooling
+        if args.lr is None:
+            args.lr = FINE_TUNING_LR if args.feedback else 5e-4
+        return info
+
+    def _held_out_of_init(self, samples) -> list[str]:
+        """The shared held-out patients of the model being fine-tuned: the list it records, or its
+        split recomputed, so that a fine-tune never trains on films its ancestor was scored on."""
+        config = self.init_info.training.get("config", {}) if self.init_info else {}
+        if "validation_patients" in config:
+            return list(config["validation_patients"])
+        if "val_fraction" in config:
+            pool = samples[: config.get("limit")] if config.get("limit") else samples
+            _, held_out = split_by_patient(pool, float(config["val_fraction"]), int(config.get("seed", 0)))
+            return sorted({s.patient_id for s in held_out})
+        raise SystemExit(f"--init {self.args.init} records no held-out patients: pass --validation-patients")
 
     def _split_data(self) -> None:
         args = self.args
         samples = load_cache(args.cache)[: args.limit]
         self.size = cv2.imread(str(samples[0].image_path), cv2.IMREAD_GRAYSCALE).shape[0]
         self.fixed_patients = read_patient_list(args.validation_patients) if args.validation_patients else None
+        if self.fixed_patients is None and args.feedback:
+            self.fixed_patients = self._held_out_of_init(samples)
         self.train_samples, self.val_samples = split_by_patient(samples, args.val_fraction, args.seed,
                                                                 self.fixed_patients)
+        if args.feedback and not self.val_samples:
+            raise SystemExit(f"No held-out patient of {args.init} is in {args.cache}: fine-tune on the "
+                             "cache of the data it was trained on, or pass --validation-patients")
         if self.world.is_main:
             (self.out / "validation_ids.txt").write_text("".join(f"{s.image_id}\n" for s in self.val_samples))
+
+    def _split_site_films(self) -> None:
+        """``--feedback``: the site's films split by patient (``ml.training.feedback``); the
+        training part cached at the shared cache's size in ``<out>/site-cache``. The held-out
+        part is never read here: only ``ml.evaluate --feedback`` reads it."""
+        args = self.args
+        self.site_train, self.site_held_out, self.site_manifest = [], [], {}
+        if not args.feedback:
+            return
+        try:
+            films, self.site_manifest = load_site_films(args.feedback)
+            train, self.site_held_out = split_site_films(films, args.feedback_holdout)
+        except FeedbackError as exc:
+            raise SystemExit(str(exc)) from None
+        if not train:
+            raise SystemExit(f"No site film to train on in {args.feedback} ({len(films)} films, "
+                             f"{len(self.site_held_out)} held out)")
+        site_cache = self.out / "site-cache"
+        if self.world.is_main:
+            build_cache(train, site_cache, self.size, workers=1)
+        self.world.barrier()
+        self.site_train = load_cache(site_cache)
 
     def _build_model(self) -> None:
         args, device = self.args, self.device
@@ -95,14 +168,18 @@ class Trainer:
     def _build_loaders(self) -> None:
         args = self.args
         self.workers = args.workers if args.workers is not None else (8 if self.device.type == "cuda" else 0)
-        self.train_set = CachedSegmentationDataset(self.train_samples,
-                                                   training_transform(self.size, args.crop, args.lesion_crop_share),
-                                                   label_from_mask=bool(args.crop))
+        transform = training_transform(self.size, args.crop, args.lesion_crop_share)
+        self.train_set = CachedSegmentationDataset(self.train_samples, transform, label_from_mask=bool(args.crop))
+        epoch_size = len(self.train_set)
+        if self.site_train:  # the site's films after the shared ones: indices past len(shared)
+            self.train_set = ConcatDataset([self.train_set, CachedSegmentationDataset(
+                self.site_train, transform, label_from_mask=bool(args.crop))])
+            epoch_size = mixed_epoch_size(len(self.site_train), args.feedback_fraction)
         self.val_loader = DataLoader(CachedSegmentationDataset(self.val_samples), batch_size=args.batch_size * 2,
                                      num_workers=self.workers)
         self.labels = [s.has_pneumothorax for s in self.train_samples]
         self.natural = sum(self.labels) / len(self.labels)
-        steps_per_epoch = math.ceil(len(self.train_set) / (args.batch_size * self.world.world))
+        steps_per_epoch = math.ceil(epoch_size / (args.batch_size * self.world.world))
         self.total_steps = steps_per_epoch * args.epochs
 
     def _config(self) -> dict:
@@ -115,6 +192,14 @@ class Trainer:
                       train_images=len(self.train_samples), validation_images=len(self.val_samples))
         if self.fixed_patients is not None:
             config["validation_patients"] = sorted(set(self.fixed_patients))  # ml.evaluate holds out exactly these
+        if args.feedback:  # counts and the export's date only: no patient key leaves the site's data
+            config["site"] = {"export": self.site_manifest.get("exported_at"),
+                              "train_images": len(self.site_train),
+                              "train_patients": len({s.patient_id for s in self.site_train}),
+                              "held_out_images": len(self.site_held_out),
+                              "held_out_patients": len({s.patient_id for s in self.site_held_out}),
+                              "label_only_train_images": sum(not s.has_mask for s in self.site_train),
+                              "init_version": self.init_info.version if self.init_info else None}
         return config
 
     def autocast(self):
@@ -167,7 +252,12 @@ class Trainer:
         args, state, world = self.args, self.state, self.world
         epoch = state["epoch"]
         fraction = positive_fraction(epoch / max(args.epochs - 1, 1), args.positive_start, self.natural)
-        indices = epoch_indices(self.labels, fraction, seed=args.seed * 1000 + epoch)[world.rank::world.world]
+        seed = args.seed * 1000 + epoch
+        if self.site_train:
+            indices = mixed_epoch_indices(self.labels, len(self.site_train), args.feedback_fraction, fraction, seed)
+        else:
+            indices = epoch_indices(self.labels, fraction, seed=seed)
+        indices = indices[world.rank::world.world]
         loader = DataLoader(Subset(self.train_set, indices), batch_size=args.batch_size,
                             num_workers=self.workers, shuffle=False, drop_last=len(indices) > args.batch_size)
         progress_bar = tqdm(total=len(loader), initial=state["batch"], desc=f"epoch {epoch + 1}/{args.epochs}",
@@ -207,7 +297,7 @@ class Trainer:
         with self.autocast():
             mask_logits, class_logits = self.model(images)
         losses = self.loss_fn(mask_logits, class_logits, batch["mask"].to(self.device),
-                              batch["label"].to(self.device))
+                              batch["label"].to(self.device), batch["has_mask"].to(self.device))
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
@@ -245,5 +335,10 @@ class Trainer:
         return row
 
     def model_info(self, training: dict) -> ModelInfo:
-        return ModelInfo(encoder=self.args.encoder, image_size=self.size, head_pooling=self.head_pooling,
+        info = ModelInfo(encoder=self.args.encoder, image_size=self.size, head_pooling=self.head_pooling,
                          training=training)
+        if self.args.feedback and self.init_info is not None:
+            # A fine-tune serves at its parent's point until ml.evaluate --set-operating-point
+            # chooses its own; the parent's figures are not carried: they are not this model's.
+            info.operating_point = self.init_info.operating_point
+        return info

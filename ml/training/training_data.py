@@ -34,11 +34,15 @@ class CachedSegmentationDataset(Dataset):
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         mask = (mask > 127).astype(np.float32)
-        label = bool(mask.any()) if self.label_from_mask else sample.has_pneumothorax
+        # A site film with a true label but no outline (``has_mask`` False): its empty mask is a
+        # placeholder, kept out of the pixel losses (``HybridLoss``); only the label teaches.
+        has_mask = getattr(sample, "has_mask", True)
+        label = bool(mask.any()) if self.label_from_mask and has_mask else sample.has_pneumothorax
         return {
             "image": to_input_tensor(image),
             "mask": torch.from_numpy(mask)[None],
             "label": torch.tensor(float(label)),
+            "has_mask": torch.tensor(float(has_mask)),
             "index": index,
         }
 
@@ -52,9 +56,10 @@ def positive_fraction(epoch_progress: float, start: float, natural: float) -> fl
     return natural + (start - natural) * weight
 
 
-def epoch_indices(labels: list[bool], fraction_positive: float, seed: int) -> list[int]:
-    """Indices for one epoch (len = dataset size), drawn with replacement so that about
-    ``fraction_positive`` of them are positives. Same seed, same list, on every process."""
+def epoch_indices(labels: list[bool], fraction_positive: float, seed: int,
+                  count: int | None = None) -> list[int]:
+    """Indices for one epoch (``count``, default the dataset's size), drawn with replacement so
+    that about ``fraction_positive`` of them are positives. Same seed, same list, on every process."""
     labels_tensor = torch.tensor(labels, dtype=torch.bool)
     n_positive = int(labels_tensor.sum())
     n_negative = len(labels) - n_positive
@@ -64,4 +69,5 @@ def epoch_indices(labels: list[bool], fraction_positive: float, seed: int) -> li
         weights = torch.where(labels_tensor, fraction_positive / n_positive,
                               (1 - fraction_positive) / n_negative)
     generator = torch.Generator().manual_seed(seed)
-    return torch.multinomial(weights, len(labels), replacement=True, generator=generator).tolist()
+    return torch.multinomial(weights, len(labels) if count is None else count, replacement=True,
+                             generator=generator).tolist()
