@@ -60,12 +60,20 @@ def register_served_model() -> None:
     the database anyway); the row is written at the next start."""
     from django.db import DatabaseError, connections
 
+    from webapp.cases.services.model_files import ModelRejected
     from webapp.cases.services.model_versions import register_model_version
+    from webapp.cases.services.registry import ensure_initial_model
     from workers.model import model_summary
 
     try:
         row = register_model_version(**model_summary())
         log.info("registered model %s", row.version)
+        # An empty registry starts with this file as its active model, so that a model promoted
+        # later can be rolled back to it (the weights' hash checked, the pool loads it anyway).
+        if ensure_initial_model(build=False):
+            log.info("model registry: %s is the initial active model", row.version)
+    except ModelRejected as exc:
+        log.warning("the configured model is not recorded in the model registry: %s", exc)
     except DatabaseError as exc:
         log.warning("could not register the model version (database unavailable: %s)", exc)
     finally:

@@ -91,3 +91,13 @@ def deliver_results(self, delivery_pk: int) -> str:
         countdown = min(settings.DICOM_DELIVERY_BACKOFF_S * 2 ** attempt,
                         settings.DICOM_DELIVERY_BACKOFF_MAX_S)
         raise self.retry(exc=exc, countdown=countdown, max_retries=None)
+
+
+@app.task(name="workers.tasks.validate_model_upload", acks_late=True, reject_on_worker_lost=True,
+          autoretry_for=(DatabaseError,), retry_backoff=2, retry_backoff_max=60, max_retries=8)
+def validate_model_upload(model_pk: int) -> str:
+    # An admin's upload to the model registry: the web has no torch, so a worker loads the file
+    # (as it would to serve it) and marks the candidate valid or invalid.
+    from webapp.cases.services.registry import validate_upload
+
+    return validate_upload(model_pk)

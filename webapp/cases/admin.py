@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from webapp.accounts.admin_access import RoleAdminMixin
 
-from .models import Case, CaseImage, DeletedCase, Job
+from .models import Case, CaseImage, DeletedCase, Job, RegisteredModel
 
 
 class CaseImageInline(admin.TabularInline):
@@ -50,6 +50,24 @@ class DeletedCaseAdmin(RoleAdminMixin, admin.ModelAdmin):
     search_fields = ("case_id", "team_name")
     date_hierarchy = "deleted_at"
     readonly_fields = [f.name for f in DeletedCase._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(RoleAdminMixin, admin.ModelAdmin):
+    """Read-only: models are registered, promoted and rolled back on the registry page or by
+    manage.py register_model, where each step is checked and audited."""
+
+    list_display = ("version", "status", "validation", "registered_at", "promoted_at", "uploaded_by")
+    list_filter = ("status", "validation")
 
     def has_add_permission(self, request):
         return False

@@ -84,3 +84,18 @@ class UploadForm(forms.Form):
             return submission_team(self.user, choice)
         except TeamRefused as exc:
             raise forms.ValidationError(exc.messages) from exc
+
+
+class ModelUploadForm(forms.Form):
+    """A model file for the registry (webapp.cases.registry_views.upload); its size and header
+    are checked by services.registry.accept_upload, its weights by a worker."""
+
+    file = forms.FileField(label="Model file (.safetensors, written by ml.train)")
+
+    def clean_file(self):
+        uploaded = self.cleaned_data["file"]
+        if not uploaded.name.lower().endswith(".safetensors"):
+            raise forms.ValidationError("Upload a .safetensors model file.")
+        if uploaded.size > settings.MODEL_UPLOAD_MAX_MB * 1024 * 1024:
+            raise forms.ValidationError(f"The file is over the {settings.MODEL_UPLOAD_MAX_MB} MB limit.")
+        return uploaded

@@ -146,6 +146,61 @@ class ModelVersion(models.Model):
         return self.version
 
 
+class RegisteredModel(models.Model):
+    """A model file in the registry (webapp.cases.services.registry): a candidate, the one active
+    model the workers serve, or a retired one. Its file lies in MODEL_REGISTRY_DIR (or, for the
+    model a fresh installation starts with, at PNEUMOTHORAX_MODEL), where every worker reads it."""
+
+    class Status(models.TextChoices):
+        CANDIDATE = "candidate", "Candidate"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    class Validation(models.TextChoices):
+        # An admin upload waits for a worker (the web has no torch) to load it.
+        PENDING = "pending", "Awaiting validation"
+        VALID = "valid", "Valid"
+        INVALID = "invalid", "Invalid"
+
+    version = models.CharField(max_length=100, unique=True)
+    # Absolute, or relative to MODEL_REGISTRY_DIR (services.registry.file_of).
+    file = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64, blank=True)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    encoder = models.CharField(max_length=64, blank=True)
+    image_size = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CANDIDATE)
+    validation = models.CharField(max_length=12, choices=Validation.choices, default=Validation.PENDING)
+    validation_error = models.TextField(blank=True)
+    # ml.evaluate's report.json for this version, as given at registration ({} if none)
+    report = models.JSONField(default=dict, blank=True)
+    # The figures stored in the file itself (ml.core.model_card.held_out_figures)
+    test_figures = models.JSONField(default=dict, blank=True)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                    blank=True, related_name="+")
+    registered_at = models.DateTimeField(default=timezone.now)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+    # The model that was active when this one was promoted: what a rollback returns to.
+    previous = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="+")
+    # A worker that could not load this model (it kept serving the old one) says so here.
+    load_error = models.TextField(blank=True)
+    load_error_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["status"], condition=models.Q(status="active"),
+                                    name="one_active_model"),
+            # Only a model that loaded may be served.
+            models.CheckConstraint(condition=~models.Q(status="active") | models.Q(validation="valid"),
+                                   name="active_model_is_valid"),
+        ]
+
+    def __str__(self):
+        return f"{self.version} ({self.status})"
+
+
 class DeletedCase(models.Model):
     """A tombstone: what the system deleted of a case, when and why (the retention policy,
     webapp.cases.services.retention). The case, its images, jobs, reviews and files are gone; the

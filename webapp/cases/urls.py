@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import compare_views, patient_views, views
+from . import compare_views, patient_views, registry_views, views
 
 app_name = "cases"
 urlpatterns = [
@@ -15,4 +15,12 @@ urlpatterns = [
     path("<uuid:case_id>/patient/", patient_views.patient, name="patient"),
     path("<uuid:case_id>/images/<uuid:image_id>/<str:kind>.png", views.image_file, name="image_file"),
     path("<uuid:case_id>/images/<uuid:image_id>/compare/", compare_views.image_compare, name="compare"),
+]
+
+# The model registry (issue 23): administrators only.
+urlpatterns += [
+    path("model/registry/", registry_views.registry_page, name="model_registry"),
+    path("model/registry/upload/", registry_views.upload, name="model_upload"),
+    path("model/registry/rollback/", registry_views.roll_back, name="model_rollback"),
+    path("model/registry/<int:pk>/promote/", registry_views.promote, name="model_promote"),
 ]

@@ -45,6 +45,12 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # The model file the worker serves (read by workers.model; ml.serving.inference has the same default).
 PNEUMOTHORAX_MODEL = Path(env("PNEUMOTHORAX_MODEL", default="")
                           or BASE_DIR / "ml" / "weights" / "pneumothorax-unet.safetensors")
+# The model registry (webapp.cases.services.registry, docs/operate/model-registry.md): where
+# registered files lie (empty: <PRIVATE_MEDIA_ROOT>/models, a volume every worker mounts), how
+# often a worker reads which model is active (0: before every job), the largest admin upload.
+MODEL_REGISTRY_DIR = env("MODEL_REGISTRY_DIR", default="")
+MODEL_REGISTRY_CHECK_S = env.float("MODEL_REGISTRY_CHECK_S", default=2.0)
+MODEL_UPLOAD_MAX_MB = env.int("MODEL_UPLOAD_MAX_MB", default=200)
 # Which queue the web sends inference jobs to: "cpu", or "gpu" where GPU workers run.
 INFERENCE_QUEUE = env("INFERENCE_QUEUE", default="cpu")
 INFERENCE_THREADS = env.int("INFERENCE_THREADS", default=0) or None

@@ -26,6 +26,9 @@ task share.
 - retention:   apply_retention (cases older than RETENTION_DAYS; run by the reconciler and
                manage.py apply_retention)
 - model_versions: the models the workers registered
+- registry:    the model registry: register_model, promote, roll_back, active_model (one
+               active model, audited); model_files checks a file (loads, version = weights'
+               hash); registry_page: the figures the registry page compares
 - patients:    patient_key (HMAC of a DICOM's PatientID + issuer, or of a typed patient
                reference: Case.patient_key, never the identifier); patient_page: the films of
                a case's patient that the viewer may see, and their size plot
