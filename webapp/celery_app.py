@@ -13,7 +13,8 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
 
-app = Celery("workers", include=["workers.tasks", "webapp.alerts.tasks"])
+app = Celery("workers", include=["workers.tasks", "webapp.alerts.tasks",
+                                   "webapp.performance.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Every queue this product knows. A worker started without -Q consumes those its machine can
 # serve (workers.startup drops "gpu" where CUDA is absent); on a cluster, pin them with -Q.

@@ -36,6 +36,7 @@ urlpatterns = [
     path("cases/", include("webapp.cases.urls")),
     path("cases/", include("webapp.reviews.urls")),  # .../images/<image>/review/ (issue 11)
     path("alerts/", include("webapp.alerts.urls")),  # acknowledgements, timings (issue 22)
+    path("performance/", include("webapp.performance.urls")),  # films behind the site's figures
     path("audit/", audit_list, name="audit"),
     path("account/", include("webapp.accounts.urls")),  # the user's own API tokens (issue 21)
     path("api/", include("webapp.api.urls")),  # REST API v1, OpenAPI schema and docs

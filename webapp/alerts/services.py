@@ -190,13 +190,18 @@ def signature(body: bytes, secret: str) -> str:
 
 
 def send_webhook(alert: Alert) -> None:
+    post_signed(body_bytes(alert), str(alert.pk), f"triage-alert-{alert.pk}")
+
+
+def post_signed(body: bytes, delivery_id: str, idempotency_key: str) -> None:
+    """POST ``body`` (JSON) signed to ALERT_WEBHOOK_URL; raises DeliveryError. Shared by the
+    per-film alerts and the site-level events (webapp.performance's drift alarm)."""
     url = settings.ALERT_WEBHOOK_URL
     if not url:
         raise DeliveryError("ALERT_WEBHOOK_URL is not set on the alert worker.", permanent=True)
-    body = body_bytes(alert)
     headers = {"Content-Type": "application/json",
                SIGNATURE_HEADER: signature(body, settings.ALERT_WEBHOOK_SECRET),
-               DELIVERY_HEADER: str(alert.pk), "Idempotency-Key": f"triage-alert-{alert.pk}",
+               DELIVERY_HEADER: delivery_id, "Idempotency-Key": idempotency_key,
                "User-Agent": "pneumothorax-triage-alerts"}
     try:
         # No redirects: a signed alert goes where it was configured to, nowhere else.
@@ -245,13 +250,19 @@ def send_email(alert: Alert) -> None:
     if team is None or not team.on_call_email:
         raise DeliveryError("The case's team has no on-call e-mail address any more.",
                             permanent=True)
+    send_message(lambda connection: email_message(alert, connection), "the on-call address")
+
+
+def send_message(make_message, recipients: str) -> None:
+    """Send the EmailMessage ``make_message(connection)`` builds; raises DeliveryError. Shared by
+    the per-film alerts and the site-level events (webapp.performance's drift alarm)."""
     try:
         connection = get_connection(timeout=settings.ALERT_TIMEOUT_S)
-        email_message(alert, connection).send()
+        make_message(connection).send()
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         permanent = all(code >= 500 for code in codes)
-        raise DeliveryError(f"The mail server refused the on-call address (SMTP {codes}).",
+        raise DeliveryError(f"The mail server refused {recipients} (SMTP {codes}).",
                             permanent=permanent)
     except smtplib.SMTPResponseException as exc:
         raise DeliveryError(f"The mail server answered SMTP {exc.smtp_code}.",

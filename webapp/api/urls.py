@@ -13,6 +13,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from .docs import RedocDocsView, SwaggerDocsView
 from .views import batches, cases, dicomweb, files, reviews, root
+from webapp.performance.api import ModelPerformance  # this site's figures (issue 23)
 
 
 def api(view_class):
@@ -37,6 +38,7 @@ v1 = [
     path(image + "dicom-sc/", api(files.DicomScFile), name="image-dicom-sc"),
     path(image + "dicom-sr/", api(files.DicomSrFile), name="image-dicom-sr"),
     path(image + "reviews/", api(reviews.ImageReviews), name="image-reviews"),
+    path("model/performance/", api(ModelPerformance), name="model-performance"),  # issue 23
     path("batches/", api(batches.BatchListCreate), name="batch-list"),
     path("batches/<uuid:batch_id>/", api(batches.BatchDetail), name="batch-detail"),
     # DICOMweb STOW-RS (PS3.18 10.5); clients append "/studies" to a base URL: no slash too.

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from . import views
+
+app_name = "performance"
+urlpatterns = [
+    path("films/", views.films, name="films"),
+]
