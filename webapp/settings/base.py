@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "webapp.reviews",  # clinician review and feedback (issue 11)
     "webapp.pacs",  # the DICOM listener and results back to the PACS (issue 12)
     "webapp.alerts",  # review-first alerts by webhook and e-mail, acknowledgements (issue 22)
+    "webapp.performance",  # this site's figures on reviewed films, the drift alarm (issue 23)
     # REST API v1 (issue 4)
     "rest_framework",
     "drf_spectacular",
@@ -194,6 +195,7 @@ from ._oidc import *  # noqa: E402,F401,F403
 from ._patients import *  # noqa: E402,F401,F403
 from ._alerts import *  # noqa: E402,F401,F403
 from ._comparison import *  # noqa: E402,F401,F403
+from ._performance import *  # noqa: E402,F401,F403
 # Directory accounts after the local ones: a local sign-in (the first admin, a service account)
 # never waits on the directory, and still works while it is down (settings/_ldap.py).
 AUTHENTICATION_BACKENDS = [*AUTHENTICATION_BACKENDS, *LDAP_AUTHENTICATION_BACKENDS,  # noqa: F405
