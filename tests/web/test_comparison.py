@@ -43,11 +43,13 @@ KEYS = {"prior_image_id", "prior_case_id", "prior_date", "trend", "area_fraction
 
 
 @pytest.fixture(scope="module")
-def predictor():
-    """The predictor a worker process builds from the settings (workers.model), loaded once."""
+def predictor(django_db_setup, django_db_blocker):
+    """The predictor a worker process builds (workers.model), loaded once: the registry's active
+    model, which it reads from the database (empty here: the configured file)."""
     from workers.model import get_predictor
 
-    return get_predictor()
+    with django_db_blocker.unblock():
+        return get_predictor()
 
 
 def film(name: str) -> Upload:
