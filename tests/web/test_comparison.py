@@ -45,11 +45,16 @@ KEYS = {"prior_image_id", "prior_case_id", "prior_date", "trend", "area_fraction
 @pytest.fixture(scope="module")
 def predictor(django_db_setup, django_db_blocker):
     """The predictor a worker process builds (workers.model), loaded once: the registry's active
-    model, which it reads from the database (empty here: the configured file)."""
+    model, which it reads from the database (empty here: the configured file). Loading also
+    registers the version it serves: rolled back, so that no row outlives this module."""
+    from django.db import transaction
+
     from workers.model import get_predictor
 
-    with django_db_blocker.unblock():
-        return get_predictor()
+    with django_db_blocker.unblock(), transaction.atomic():
+        predictor = get_predictor()
+        transaction.set_rollback(True)
+    return predictor
 
 
 def film(name: str) -> Upload:
