@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.support.browser import MASKS_DRAWN, chromium, log_in  # noqa: E402
-from tests.support.processes import free_port, wait_until_serving  # noqa: E402
+from tests.support.processes import (free_port, run_command_environment,  # noqa: E402
+                                     wait_until_serving)
 
 VIEWPORT = {"width": 1280, "height": 800}
 # Each picture is reduced to 256 colours (text and film stay legible; the case page is about
@@ -55,16 +56,7 @@ def demo_site(folder: Path):
     """``scripts/run --demo`` on a free port, its state in ``folder``; stopped with Ctrl-C's
     signal on the way out, as a person stops it."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
-    env.update({
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
-        "CELERY_BROKER_DIR": str(folder / "broker"),
-        "PRIVATE_MEDIA_ROOT": str(folder / "media"),
-        "DJANGO_STATIC_ROOT": str(folder / "static"),
-        "WEB_CONCURRENCY": "2",
-    })
+    env = run_command_environment(folder, port, WEB_CONCURRENCY="2")
     log_path = folder / "run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(["bash", "scripts/run", "--demo"], cwd=REPO, env=env,

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from tests.support.data import REPO, SHARED_DATA
-from tests.support.processes import free_port, wait_until_serving
+from tests.support.processes import free_port, run_command_environment, wait_until_serving
 from tests.support.two_factor import set_up_over_http
 
 pytestmark = pytest.mark.slow
@@ -43,21 +43,12 @@ def two_film_subset(folder):
 @pytest.fixture
 def running_product(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
-    env.update({
-        "PORT": str(port),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        "CELERY_BROKER_DIR": str(tmp_path / "broker"),
-        "PRIVATE_MEDIA_ROOT": str(tmp_path / "media"),
-        "DJANGO_STATIC_ROOT": str(tmp_path / "static"),
-        "DJANGO_SUPERUSER_USERNAME": "admin",
-        "DJANGO_SUPERUSER_PASSWORD": PASSWORD,
-        "DJANGO_SUPERUSER_EMAIL": "admin@example.org",
-        "DJANGO_DEBUG": "true",  # must not switch the debug pages on
-        "WEB_CONCURRENCY": "1",
-        "DEMO_DATA_DIR": str(two_film_subset(tmp_path / "subset")),
-    })
+    env = run_command_environment(
+        tmp_path, port,
+        DJANGO_SUPERUSER_USERNAME="admin", DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+        DJANGO_SUPERUSER_EMAIL="admin@example.org",
+        DJANGO_DEBUG="true",  # must not switch the debug pages on
+        WEB_CONCURRENCY="1", DEMO_DATA_DIR=str(two_film_subset(tmp_path / "subset")))
     log_path = tmp_path / "run.log"
     log = open(log_path, "wb")
     process = subprocess.Popen(["bash", "scripts/run", "--demo"], cwd=REPO, env=env, stdout=log,

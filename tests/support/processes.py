@@ -29,6 +29,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def run_command_environment(folder: Path, port: int, **extra: str) -> dict:
+    """The environment of ``scripts/run`` as a newcomer starts it on the embedded defaults, with
+    its state (SQLite, the filesystem broker, media, static files) in ``folder``: nothing of the
+    caller's DJANGO_, DATABASE_URL or CELERY_ settings leaks in. ``extra`` adds or overrides."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DJANGO_", "DATABASE_URL", "CELERY_"))}
+    env.update({
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}",
+        "CELERY_BROKER_DIR": str(folder / "broker"),
+        "PRIVATE_MEDIA_ROOT": str(folder / "media"),
+        "DJANGO_STATIC_ROOT": str(folder / "static"),
+        **extra,
+    })
+    return env
+
+
 def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
     """SIGTERM (a warm shutdown), then SIGKILL if it is still there after ``timeout``."""
     if process.poll() is not None:
