@@ -63,6 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--calibration-only", action="store_true",
                    help="score a candidate on the calibration half alone (calibration.json); the "
                         "test half is not predicted, so choosing between candidates never sees it")
+    p.add_argument("--ensemble-with", action="append", metavar="MODEL", default=[],
+                   help="with --calibration-only: score the mean of this model's and --model's "
+                        "probability maps (repeatable); a measurement, the worker serves one file")
     p.add_argument("--image-score", choices=("head", "mask_max", "best"), default="best",
                    help="what the image threshold reads: the classification head, the mask's top "
                         "pixel probability (sneddy's triplet), or the better of the two on the "
@@ -90,6 +93,9 @@ def main(argv=None) -> dict:
                          "chosen candidate in full, on the shared data's layout")
     if args.layout == "feedback":
         return evaluate_feedback(args)
+    if args.ensemble_with and not args.calibration_only:
+        raise SystemExit("--ensemble-with measures an ensemble on the calibration half "
+                         "(--calibration-only); the worker cannot serve one, so it has no test figures")
     if args.calibration_only:
         if args.set_operating_point:
             raise SystemExit("--calibration-only chooses between candidates; evaluate the chosen one "

@@ -64,9 +64,10 @@ def high_sensitivity_figures(calibration: list[Record], test: list[Record],
             "test_dicom_only": detection_figures(labels[dicom], probabilities[dicom], predicted[dicom])}
 
 
-def figures(records: list[Record], point: OperatingPoint) -> tuple[dict, list[dict]]:
+def figures(records: list[Record], point: OperatingPoint, intervals: bool = True) -> tuple[dict, list[dict]]:
     """All reported figures for ``records`` at ``point``, computed with the product's own
-    decision rule at each image's own size; also the per-image rows."""
+    decision rule at each image's own size; also the per-image rows. ``intervals=False`` skips
+    the bootstrap (``ci95`` is then absent), for callers that would throw the intervals away."""
     rows = []
     for record in records:
         _, positive, area_fraction, dice = decide_and_score(record, point)
@@ -89,8 +90,9 @@ def figures(records: list[Record], point: OperatingPoint) -> tuple[dict, list[di
         "formats": dict(Counter(f"{r['format']}:{'positive' if r['has_pneumothorax'] else 'negative'}"
                                 for r in rows)),
         "dicom_only": detection_figures(labels[dicom], probabilities[dicom], predicted[dicom]),
-        "ci95": confidence_intervals(labels, dices, probabilities, dicom),
     }
+    if intervals:
+        result["ci95"] = confidence_intervals(labels, dices, probabilities, dicom)
     return result, rows
 
 

@@ -16,6 +16,7 @@ from ml.core.decision import IMAGE_SCORES
 from ml.core.model_card import review_first_figures
 from ml.core.operating_point import CALIBRATION_GRID
 from ml.evaluation.calibration import search_image_scores
+from ml.evaluation.ensemble import AveragedPredictor
 from ml.evaluation.figures import figures, high_sensitivity_figures
 from ml.evaluation.held_out import calibration_test_split, limit_samples, verified_held_out
 from ml.evaluation.plots import plot_gallery, plot_roc
@@ -140,21 +141,29 @@ def evaluate_calibration_only(args: argparse.Namespace) -> dict:
     info = read_info(model_path)
     _, _, _, calibration, _ = held_out_halves(args, model_path, info.training.get("config", {}))
     predictor = Predictor(model_path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
+    ensemble_with = getattr(args, "ensemble_with", None) or []
+    if ensemble_with:  # a measurement: the worker serves one model file (ml.evaluation.ensemble)
+        predictor = AveragedPredictor([predictor] + [
+            Predictor(path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
+            for path in ensemble_with])
     records, unreadable = predict_records(predictor, {"calibration": calibration}, args.batch_size, args.quiet)
     if not records:
         raise SystemExit("No readable calibration images.")
     chosen, point, score, searches = choose_on_calibration(records, args.image_score)
     records = with_image_score(records, chosen)
-    calibration_figures, _ = figures(records, point)
+    # No bootstrap: candidates are compared on the point figures, and the intervals were discarded.
+    calibration_figures, _ = figures(records, point, intervals=False)
     # The review-first threshold on the half that sets it: what it costs in specificity there.
     review_first = high_sensitivity_figures(records, records)
     report = {
         "model": str(model_path), "version": info.version, "flip_tta": args.flip_tta,
+        **({"ensemble": {"models": [str(model_path), *map(str, ensemble_with)],
+                         "versions": predictor.versions}} if ensemble_with else {}),
         "calibration_images": len(records), "unreadable": unreadable,
         "operating_point": asdict(point),
         "operating_point_search": {"score": score, "image_score": chosen,
                                    "score_by_image_score": {k: v[1] for k, v in searches.items()}},
-        "calibration": {k: v for k, v in calibration_figures.items() if k != "ci95"},
+        "calibration": calibration_figures,
         "review_first": {"image_threshold": review_first.get("image_threshold"),
                          "calibration": review_first.get("test"),
                          "calibration_dicom_only": review_first.get("test_dicom_only")},

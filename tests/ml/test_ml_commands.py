@@ -145,3 +145,52 @@ def test_evaluate_refuses_to_store_a_point_chosen_without_the_test_half(tiny_mod
     with pytest.raises(SystemExit, match="in full"):
         evaluate.main(["--model", str(tiny_model), "--layout", "folders", "--root", str(tiny_dataset),
                        "--out", str(tmp_path), "--calibration-only", "--set-operating-point"])
+
+
+def test_an_ensemble_averages_its_members_maps_and_probabilities():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from ml.core.checkpoint import CheckpointError
+    from ml.evaluation.ensemble import AveragedPredictor
+
+    def member(value, probability, size=4, version="v"):
+        return SimpleNamespace(image_size=size, version=version, probability_maps=lambda xrays: (
+            np.full((len(xrays), size, size), value, np.float32), np.full(len(xrays), probability, np.float32)))
+
+    ensemble = AveragedPredictor([member(0.2, 0.1, version="a"), member(0.6, 0.5, version="b")])
+    maps, probabilities = ensemble.probability_maps([object(), object()])
+    assert maps.shape == (2, 4, 4) and np.allclose(maps, 0.4) and np.allclose(probabilities, 0.3)
+    assert ensemble.versions == ["a", "b"] and ensemble.image_size == 4
+    with pytest.raises(CheckpointError, match="resolution"):
+        AveragedPredictor([member(0.2, 0.1, size=4), member(0.2, 0.1, size=8)])
+    with pytest.raises(CheckpointError, match="two"):
+        AveragedPredictor([member(0.2, 0.1)])
+
+
+def test_evaluate_measures_an_ensemble_on_the_calibration_half_only(tiny_model, tiny_dataset, tmp_path):
+    import pytest
+
+    from ml.average import average_model_files
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(tiny_model.parent / "validation_ids.txt", run / "validation_ids.txt")
+    model = run / "model.safetensors"
+    shutil.copy(tiny_model, model)
+    other = run / "other.safetensors"
+    average_model_files([tiny_model, tiny_model], other)
+    common = ["--layout", "folders", "--root", str(tiny_dataset), "--limit", "8", "--quiet"]
+    with pytest.raises(SystemExit, match="calibration-only"):
+        evaluate.main(["--model", str(model), "--ensemble-with", str(other), "--out", str(tmp_path / "x"), *common])
+    alone = evaluate.main(["--model", str(model), "--out", str(tmp_path / "alone"), "--calibration-only", *common])
+    both = evaluate.main(["--model", str(model), "--ensemble-with", str(other), "--out", str(tmp_path / "both"),
+                          "--calibration-only", *common])
+    assert both["ensemble"]["versions"] == [read_info(model).version, read_info(other).version]
+    assert "ensemble" not in alone
+    # the second member holds the same weights (stored again), so the mean is the model's own figures
+    for figure in ("auc", "dice_positive"):
+        measured, expected = both["calibration"][figure], alone["calibration"][figure]
+        assert (measured is None and expected is None) or measured == pytest.approx(expected, abs=1e-3)
+    assert both["calibration_images"] == alone["calibration_images"]
