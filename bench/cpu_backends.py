@@ -44,10 +44,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ml.core.contrast import network_pixels  # noqa: E402
 from ml.core.model import to_input_tensor  # noqa: E402
 from ml.core.reading import read_xray  # noqa: E402
 from ml.serving.backends import (OnnxBackend, TorchBf16Backend, cpu_supports_bf16,  # noqa: E402
@@ -76,9 +76,9 @@ def pick(rows: list[dict], positive: bool, count: int, suffixes=(".dcm", ".png",
     return chosen
 
 
-def model_input(xray, size: int) -> np.ndarray:
+def model_input(xray, info) -> np.ndarray:
     """(1, 1, S, S): one image as the predictor feeds it to its backend."""
-    return to_input_tensor(cv2.resize(xray.pixels, (size, size), interpolation=cv2.INTER_AREA))[None].numpy()
+    return to_input_tensor(network_pixels(xray.pixels, info.image_size, info.input_contrast))[None].numpy()
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -175,7 +175,7 @@ def main(argv=None) -> None:
     if args.int8:
         calibration_rows = [r for r in pick(rows, True, 12) + pick(rows, False, 6)
                             if r not in accuracy_rows][:8]
-        calibration = [model_input(read_xray(SHARED / r["image"]), predictors["torch"].image_size)
+        calibration = [model_input(read_xray(SHARED / r["image"]), predictors["torch"].info)
                        for r in calibration_rows]
         quantised = int8_model(onnx_path, calibration, work / "int8.onnx")
         predictor = Predictor(model_path, threads=args.threads, backend="onnx", onnx_model=onnx_path)
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     flip_tta = predictors["torch"].flip_tta
     info = predictors["torch"].info
     size = info.image_size
-    batch = model_input(xray, size)
+    batch = model_input(xray, info)
 
     print(f"model {info.version} ({info.encoder}, {size} px), torch {torch.__version__}, "
           f"{args.threads} threads, {os.cpu_count()} CPUs, CPU capability "

@@ -66,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of crops placed on the lesion where an image has one")
     p.add_argument("--head-pooling", choices=("avg", "max"), default=None,
                    help="image-level head pooling (default: max with --crop, else avg)")
+    p.add_argument("--input-contrast", choices=("none", "clahe"), default=None,
+                   help="the contrast step every film gets before the network, in training and in "
+                        "serving (ml.core.contrast; default: the --init model's, else none)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",
                    help="also keep an exponential moving average of the weights (e.g. 0.999), "
                         "written as ema.safetensors each epoch")

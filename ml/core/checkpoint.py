@@ -33,6 +33,7 @@ class ModelInfo:
     training: dict = field(default_factory=dict)
     evaluation: dict = field(default_factory=dict)
     head_pooling: str = "avg"  # files written before crops were trained have no such key
+    input_contrast: str = "none"  # ml.core.contrast; files written before it have no such key
 
 
 class CheckpointError(RuntimeError):
@@ -92,6 +93,7 @@ def _metadata(info: ModelInfo) -> dict[str, str]:
         "training": info.training,
         "evaluation": info.evaluation,
         "head_pooling": info.head_pooling,
+        "input_contrast": info.input_contrast,
     }
     return {"format": FORMAT, "info": json.dumps(body)}
 

@@ -31,12 +31,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ml.core.checkpoint import CheckpointError, load_model, read_info
 from ml.core.decision import decide, image_probability, review_first
+from ml.core.contrast import network_pixels
 from ml.core.model import to_input_tensor
 from ml.core.reading import XRay, read_xray
 from ml.serving.backends import make_backend, resolve_backend
@@ -116,10 +116,8 @@ class Predictor:
     def probability_maps(self, xrays: list[XRay]) -> tuple[np.ndarray, np.ndarray]:
         """Pixel probabilities at the model's resolution (N, S, S) and image probabilities (N,)."""
         size, count = self.info.image_size, len(xrays)
-        batch = torch.stack([
-            to_input_tensor(cv2.resize(x.pixels, (size, size), interpolation=cv2.INTER_AREA))
-            for x in xrays
-        ]).numpy()
+        contrast = self.info.input_contrast
+        batch = torch.stack([to_input_tensor(network_pixels(x.pixels, size, contrast)) for x in xrays]).numpy()
         if self.flip_tta:  # the mirrored copies in the same forward pass
             batch = np.concatenate([batch, batch[..., ::-1]])
         mask_logits, class_logits = self.backend.run(batch)

@@ -53,7 +53,7 @@ def export_training_state(state_path: str | Path, model_path: str | Path) -> Mod
     model = PneumothoraxNet(config["encoder"], head_pooling)
     model.load_state_dict(saved["model"])
     info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
-                     head_pooling=head_pooling,
+                     head_pooling=head_pooling, input_contrast=config.get("input_contrast") or "none",
                      training={"config": config, "epoch": len(history),
                                "validation": history[-1] if history else {}})
     return save_model(model_path, model, info)

@@ -84,11 +84,14 @@ class Trainer:
         elif args.init:
             config = load_training_state(args.init)["config"]
             info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
-                             head_pooling=config.get("head_pooling") or "avg", training={"config": config})
+                             head_pooling=config.get("head_pooling") or "avg",
+                             input_contrast=config.get("input_contrast") or "none", training={"config": config})
         if args.encoder is None:
             args.encoder = info.encoder if info else "efficientnet-b3"
         if args.head_pooling is None and info is not None and args.feedback:
             args.head_pooling = info.head_pooling
+        if args.input_contrast is None:  # a network reads films as it was trained to
+            args.input_contrast = info.input_contrast if info else "none"
         if args.lr is None:
             args.lr = FINE_TUNING_LR if args.feedback else 5e-4
         return info
@@ -169,13 +172,16 @@ class Trainer:
         args = self.args
         self.workers = args.workers if args.workers is not None else (8 if self.device.type == "cuda" else 0)
         transform = training_transform(self.size, args.crop, args.lesion_crop_share)
-        self.train_set = CachedSegmentationDataset(self.train_samples, transform, label_from_mask=bool(args.crop))
+        contrast = args.input_contrast
+        self.train_set = CachedSegmentationDataset(self.train_samples, transform, label_from_mask=bool(args.crop),
+                                                   input_contrast=contrast)
         epoch_size = len(self.train_set)
         if self.site_train:  # the site's films after the shared ones: indices past len(shared)
             self.train_set = ConcatDataset([self.train_set, CachedSegmentationDataset(
-                self.site_train, transform, label_from_mask=bool(args.crop))])
+                self.site_train, transform, label_from_mask=bool(args.crop), input_contrast=contrast)])
             epoch_size = mixed_epoch_size(len(self.site_train), args.feedback_fraction)
-        self.val_loader = DataLoader(CachedSegmentationDataset(self.val_samples), batch_size=args.batch_size * 2,
+        self.val_loader = DataLoader(CachedSegmentationDataset(self.val_samples, input_contrast=contrast),
+                                     batch_size=args.batch_size * 2,
                                      num_workers=self.workers)
         self.labels = [s.has_pneumothorax for s in self.train_samples]
         self.natural = sum(self.labels) / len(self.labels)
@@ -336,7 +342,7 @@ class Trainer:
 
     def model_info(self, training: dict) -> ModelInfo:
         info = ModelInfo(encoder=self.args.encoder, image_size=self.size, head_pooling=self.head_pooling,
-                         training=training)
+                         input_contrast=self.args.input_contrast, training=training)
         if self.args.feedback and self.init_info is not None:
             # A fine-tune serves at its parent's point until ml.evaluate --set-operating-point
             # chooses its own; the parent's figures are not carried: they are not this model's.

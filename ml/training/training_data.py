@@ -9,14 +9,19 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ml.core.contrast import apply_input_contrast
 from ml.core.model import to_input_tensor
 from ml.training.cache import CachedSample
 
 
 class CachedSegmentationDataset(Dataset):
-    def __init__(self, samples: list[CachedSample], transform=None, label_from_mask: bool = False):
+    def __init__(self, samples: list[CachedSample], transform=None, label_from_mask: bool = False,
+                 input_contrast: str = "none"):
         self.samples = samples
         self.transform = transform
+        # The model's contrast step on the cached image (already at the model's resolution, as
+        # the predictor resizes before it), before augmentation: ml.core.contrast.
+        self.input_contrast = input_contrast
         # On crops the label is whether the crop shows a lesion: a positive image's crop away
         # from its pneumothorax holds nothing for the image-level head to find.
         self.label_from_mask = label_from_mask
@@ -30,6 +35,7 @@ class CachedSegmentationDataset(Dataset):
         mask = cv2.imread(str(sample.mask_path), cv2.IMREAD_GRAYSCALE)
         if image is None or mask is None:
             raise FileNotFoundError(f"Cache entry {sample.image_id} is missing or unreadable")
+        image = apply_input_contrast(image, self.input_contrast)
         if self.transform is not None:
             out = self.transform(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
