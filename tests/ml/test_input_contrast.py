@@ -36,7 +36,7 @@ def test_clahe_spreads_a_flat_films_grey_levels_and_none_leaves_it():
     assert apply_input_contrast(film, "none") is film
     equalised = apply_input_contrast(film, "clahe")
     assert equalised.dtype == np.uint8 and equalised.shape == film.shape
-    assert equalised.std() > 2 * film.std()
+    assert equalised.std() > 1.2 * film.std() and np.ptp(equalised) > np.ptp(film)
     assert network_pixels(np.kron(film, np.ones((4, 4), np.uint8)), TINY_SIZE, "none").shape == film.shape
     with pytest.raises(ValueError, match="clahe"):
         apply_input_contrast(film, "sharpen")
