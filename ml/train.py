@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ml.core.contrast import INPUT_CONTRASTS
 from ml.training.runtime import Distributed
 from ml.training.trainer import Trainer
 
@@ -66,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="share of crops placed on the lesion where an image has one")
     p.add_argument("--head-pooling", choices=("avg", "max"), default=None,
                    help="image-level head pooling (default: max with --crop, else avg)")
-    p.add_argument("--input-contrast", choices=("none", "clahe"), default=None,
+    p.add_argument("--input-contrast", choices=INPUT_CONTRASTS, default=None,
                    help="the contrast step every film gets before the network, in training and in "
                         "serving (ml.core.contrast; default: the --init model's, else none)")
     p.add_argument("--ema", type=float, default=None, metavar="DECAY",

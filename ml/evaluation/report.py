@@ -140,12 +140,13 @@ def evaluate_calibration_only(args: argparse.Namespace) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     info = read_info(model_path)
     _, _, _, calibration, _ = held_out_halves(args, model_path, info.training.get("config", {}))
-    predictor = Predictor(model_path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
-    ensemble_with = getattr(args, "ensemble_with", None) or []
+    def load(path):
+        return Predictor(path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
+
+    ensemble_with = args.ensemble_with
+    predictor = load(model_path)
     if ensemble_with:  # a measurement: the worker serves one model file (ml.evaluation.ensemble)
-        predictor = AveragedPredictor([predictor] + [
-            Predictor(path, device=args.device, flip_tta=args.flip_tta, threads=args.threads)
-            for path in ensemble_with])
+        predictor = AveragedPredictor([predictor, *map(load, ensemble_with)])
     records, unreadable = predict_records(predictor, {"calibration": calibration}, args.batch_size, args.quiet)
     if not records:
         raise SystemExit("No readable calibration images.")

@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from ml.core.checkpoint import CheckpointError, load_model, read_info
-from ml.core.decision import decide, image_probability, review_first
 from ml.core.contrast import network_pixels
+from ml.core.decision import decide, image_probability, review_first
 from ml.core.model import to_input_tensor
 from ml.core.reading import XRay, read_xray
 from ml.serving.backends import make_backend, resolve_backend

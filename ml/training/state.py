@@ -48,12 +48,16 @@ def export_training_state(state_path: str | Path, model_path: str | Path) -> Mod
     """The model of a training state as a model file, with the config and last validation row."""
     saved = load_training_state(state_path)
     config, history = saved["config"], saved["state"]["history"]
-    # Runs older than --head-pooling trained the average-pooled head.
-    head_pooling = config.get("head_pooling") or "avg"
-    model = PneumothoraxNet(config["encoder"], head_pooling)
+    info = model_info_of_config(config, training={"config": config, "epoch": len(history),
+                                                  "validation": history[-1] if history else {}})
+    model = PneumothoraxNet(info.encoder, info.head_pooling)
     model.load_state_dict(saved["model"])
-    info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
-                     head_pooling=head_pooling, input_contrast=config.get("input_contrast") or "none",
-                     training={"config": config, "epoch": len(history),
-                               "validation": history[-1] if history else {}})
     return save_model(model_path, model, info)
+
+
+def model_info_of_config(config: dict, training: dict) -> ModelInfo:
+    """The ModelInfo a run's recorded config describes. Runs older than --head-pooling trained
+    the average-pooled head; runs older than --input-contrast fed the films as they were."""
+    return ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
+                     head_pooling=config.get("head_pooling") or "avg",
+                     input_contrast=config.get("input_contrast") or "none", training=training)

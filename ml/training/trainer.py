@@ -32,7 +32,8 @@ from ml.training.history import plot_curves, write_metrics
 from ml.training.losses import HybridLoss
 from ml.training.runtime import Distributed, use_bf16
 from ml.serving.inference import configured_model_path
-from ml.training.state import initial_weights, load_training_state, save_training_state
+from ml.training.state import (initial_weights, load_training_state, model_info_of_config,
+                               save_training_state)
 from ml.training.training_data import CachedSegmentationDataset, epoch_indices, positive_fraction
 from ml.training.validation import validate
 
@@ -83,9 +84,7 @@ class Trainer:
                 raise SystemExit(f"--init: {exc}") from None
         elif args.init:
             config = load_training_state(args.init)["config"]
-            info = ModelInfo(encoder=config["encoder"], image_size=int(config["image_size"]),
-                             head_pooling=config.get("head_pooling") or "avg",
-                             input_contrast=config.get("input_contrast") or "none", training={"config": config})
+            info = model_info_of_config(config, training={"config": config})
         if args.encoder is None:
             args.encoder = info.encoder if info else "efficientnet-b3"
         if args.head_pooling is None and info is not None and args.feedback:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file, save_file
 
-from ml.core.checkpoint import CheckpointError, read_info, update_metadata
+from ml.core.checkpoint import FORMAT, CheckpointError, read_info, update_metadata
 from ml.core.contrast import apply_input_contrast, network_pixels
 from ml.core.reading import XRay
+
 from conftest import TINY_SIZE
 
 
@@ -51,7 +52,7 @@ def test_the_model_file_records_its_contrast_and_older_files_read_none(tiny_mode
     info = json.loads(read_info_metadata(tiny_model))
     info.pop("input_contrast")
     save_file(load_file(str(tiny_model)), str(older),
-              metadata={"format": "pneumothorax-triage/1", "info": json.dumps(info)})
+              metadata={"format": FORMAT, "info": json.dumps(info)})
     assert read_info(older).input_contrast == "none"
 
 
