@@ -116,7 +116,7 @@ def held_out_halves(args: argparse.Namespace, model_path: Path, config: dict):
     held_out, verified = verified_held_out(samples, config, args.layout, ids_path, args.validation_patients)
     if args.limit:
         held_out = limit_samples(held_out, args.limit)
-    calibration, test = calibration_test_split(held_out, int(config.get("seed", 0)))
+    calibration, test = calibration_test_split(held_out)
     return samples, held_out, verified, calibration, test
 
 

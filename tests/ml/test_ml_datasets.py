@@ -185,3 +185,27 @@ def test_evaluation_recomputes_the_split_training_wrote_down(tiny_model, tiny_da
     config = read_info(tiny_model).training["config"]
     recomputed = [s.image_id for s in held_out_samples(load_folders(tiny_dataset), config)]
     assert written and sorted(written) == sorted(recomputed)
+
+
+def test_calibration_and_test_halves_do_not_follow_the_training_seed(shared_data, tmp_path):
+    """Candidates trained with another --seed on the frozen held-out patients are scored on the
+    calibration half of the model they would replace, and never on its test half."""
+    import argparse
+
+    from ml.evaluation.report import held_out_halves
+    from ml.training.datasets import SUBSET_VALIDATION_PATIENTS
+
+    args = argparse.Namespace(layout="subset", root=str(shared_data), rle_csv=None, encoding="relative",
+                              patients_csv=None, validation_ids=None, limit=None,
+                              validation_patients=str(SUBSET_VALIDATION_PATIENTS))
+    halves = {}
+    for seed in (0, 1):
+        config = {"seed": seed, "val_fraction": 0.2}
+        _, held_out, _, calibration, test = held_out_halves(args, tmp_path / "model.safetensors", config)
+        halves[seed] = ({s.image_id for s in calibration}, {s.image_id for s in test})
+        assert len(held_out) == 389
+        assert not {s.patient_id for s in calibration} & {s.patient_id for s in test}
+    assert halves[0] == halves[1]
+    calibration_ids, test_ids = halves[0]
+    # the halves the shipped model's report was chosen and measured on (ml/model-card/report.json)
+    assert (len(calibration_ids), len(test_ids)) == (200, 189)
