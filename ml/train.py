@@ -47,6 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--pixel-loss", choices=("bce", "focal"), default="bce")
     p.add_argument("--positive-start", type=float, default=0.6,
                    help="share of positives drawn in the first epoch (decays to the data's)")
+    p.add_argument("--positive-end", type=float, default=None,
+                   help="share of positives drawn in the last epoch (default: the data's own share)")
+    p.add_argument("--train-part", choices=("all", "decoder"), default="all",
+                   help="decoder: the encoder and the image-level head frozen (norms included), so "
+                        "the image-level score stays the --init model's and only the outline learns")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="use only the first N cached images")

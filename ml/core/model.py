@@ -67,6 +67,23 @@ class PneumothoraxNet(nn.Module):
             if head is not None:
                 head.requires_grad_(False)
 
+    def freeze_image_call(self) -> None:
+        """Freeze the encoder and the image-level head, norms included, so that training teaches
+        the outline alone and the image-level score stays exactly the starting model's."""
+        self.image_call_frozen = True
+        self.unet.encoder.requires_grad_(False)
+        self.unet.classification_head.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "PneumothoraxNet":
+        super().train(mode)
+        # Batch norms update their running statistics in train mode even without gradients:
+        # the frozen part stays in eval mode whatever the trainer or validation switches.
+        if getattr(self, "image_call_frozen", False):
+            self.unet.encoder.eval()
+            self.unet.classification_head.eval()
+        return self
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mask_logits, class_logits = self.unet(images)
         return mask_logits, class_logits.squeeze(1)

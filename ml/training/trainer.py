@@ -153,6 +153,8 @@ class Trainer:
         model = build_model(args.encoder, pretrained=self.pretrained and not args.init, head_pooling=self.head_pooling)
         if args.init:
             model.load_state_dict(initial_weights(args.init, args.encoder))
+        if args.train_part == "decoder":
+            model.freeze_image_call()
         model = model.to(device)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -256,7 +258,8 @@ class Trainer:
         the time cap left no step to run. Stops early, setting ``out_of_time``, at the cap."""
         args, state, world = self.args, self.state, self.world
         epoch = state["epoch"]
-        fraction = positive_fraction(epoch / max(args.epochs - 1, 1), args.positive_start, self.natural)
+        fraction = positive_fraction(epoch / max(args.epochs - 1, 1), args.positive_start, self.natural,
+                                     args.positive_end)
         seed = args.seed * 1000 + epoch
         if self.site_train:
             indices = mixed_epoch_indices(self.labels, len(self.site_train), args.feedback_fraction, fraction, seed)

@@ -53,13 +53,16 @@ class CachedSegmentationDataset(Dataset):
         }
 
 
-def positive_fraction(epoch_progress: float, start: float, natural: float) -> float:
-    """Share of positives drawn per epoch: ``start`` at the beginning, decaying (cosine) to the
-    data's own share at the end, so early epochs see enough lesions and late epochs see the
-    true mix the operating point is calibrated on."""
-    start = max(start, natural)
+def positive_fraction(epoch_progress: float, start: float, natural: float,
+                      end: float | None = None) -> float:
+    """Share of positives drawn per epoch: ``start`` at the beginning, decaying (cosine) to
+    ``end`` (default the data's own share) at the end, so early epochs see enough lesions and
+    late epochs see the true mix the operating point is calibrated on. ``start = end = 1``
+    draws positives only (a fine-tune of the outline, ``--train-part decoder``)."""
+    end = natural if end is None else end
+    start = max(start, end)
     weight = 0.5 * (1 + math.cos(math.pi * min(max(epoch_progress, 0.0), 1.0)))
-    return natural + (start - natural) * weight
+    return end + (start - end) * weight
 
 
 def epoch_indices(labels: list[bool], fraction_positive: float, seed: int,

@@ -187,6 +187,43 @@ def test_second_stage_starts_from_the_first_stages_weights(tiny_model):
         initial_weights(str(tiny_model), "efficientnet-b3")
 
 
+def test_decoder_only_fine_tune_keeps_the_image_call_and_teaches_the_outline(tiny_cache, tiny_model, tmp_path):
+    """--train-part decoder on positives only: encoder and image-level head (weights and norm
+    statistics) come out exactly as they went in, the decoder moves, and the image-level score
+    of a film is the starting model's."""
+    import torch
+
+    from ml import train
+    from ml.core.checkpoint import load_model
+
+    out = tmp_path / "decoder-only"
+    train.main(["--cache", str(tiny_cache), "--out", str(out), "--encoder", "tf_efficientnet_lite0",
+                "--init", str(tiny_model), "--epochs", "1", "--batch-size", "4", "--val-fraction", "0.5",
+                "--lr", "1e-2", "--positive-start", "1", "--positive-end", "1", "--train-part", "decoder",
+                "--quiet"])
+    before, _ = load_model(tiny_model)
+    after, info = load_model(out / "epochs" / "epoch-01.safetensors")
+    assert info.training["config"]["train_part"] == "decoder"
+    old, new = before.state_dict(), after.state_dict()
+    frozen = [k for k in old if k.startswith(("unet.encoder.", "unet.classification_head."))]
+    assert any("running_mean" in k for k in frozen)
+    for key in frozen:
+        assert torch.equal(old[key], new[key]), key
+    assert any(not torch.equal(old[k], new[k]) for k in old if k.startswith("unet.decoder."))
+    images = torch.randn(2, 1, TINY_SIZE, TINY_SIZE)
+    before.eval(), after.eval()
+    with torch.no_grad():
+        assert torch.equal(before(images)[1], after(images)[1])
+
+
+def test_positives_only_schedule():
+    from ml.training.training_data import positive_fraction
+
+    assert [positive_fraction(p, 1.0, 0.3, end=1.0) for p in (0, 0.5, 1)] == [1.0, 1.0, 1.0]
+    assert positive_fraction(1.0, 0.6, 0.3) == pytest.approx(0.3)
+    assert positive_fraction(1.0, 0.6, 0.3, end=0.5) == pytest.approx(0.5)
+
+
 @pytest.mark.ddp
 def test_torchrun_two_cpu_processes(tiny_cache, tmp_path):
     out = tmp_path / "ddp"
