@@ -46,7 +46,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--pixel-loss", choices=("bce", "focal"), default="bce")
     p.add_argument("--positive-start", type=float, default=0.6,
-                   help="share of positives drawn in the first epoch (decays to the data's)")
+                   help="share of positives drawn in the first epoch (decays to --positive-end)")
     p.add_argument("--positive-end", type=float, default=None,
                    help="share of positives drawn in the last epoch (default: the data's own share)")
     p.add_argument("--train-part", choices=("all", "decoder"), default="all",

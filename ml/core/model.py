@@ -52,6 +52,7 @@ class PneumothoraxNet(nn.Module):
         # anywhere", which means the same on a 256 px crop and on the whole 512 px image; an
         # average over the whole image would dilute a lesion that filled a crop.
         self.head_pooling = head_pooling
+        self.image_call_frozen = False  # freeze_image_call(): --train-part decoder
         self.unet = smp.Unet(
             encoder_name=SMP_ENCODER_NAMES[encoder],
             encoder_weights=None,
@@ -79,7 +80,7 @@ class PneumothoraxNet(nn.Module):
         super().train(mode)
         # Batch norms update their running statistics in train mode even without gradients:
         # the frozen part stays in eval mode whatever the trainer or validation switches.
-        if getattr(self, "image_call_frozen", False):
+        if self.image_call_frozen:
             self.unet.encoder.eval()
             self.unet.classification_head.eval()
         return self
