@@ -170,6 +170,36 @@ def test_dispatch_sends_the_job_by_task_name_with_a_keyword_id(monkeypatch, sett
     assert options["queue"] == "gpu"
 
 
+def test_dispatch_leaves_the_time_limits_to_the_worker(settings):
+    """Through the real broker, with the task registered in this process (as in a worker, or a
+    test that imported workers.tasks) under limits of its own: the message names no limit, so
+    the worker's INFERENCE_*_TIME_LIMIT apply, the ones its "time limit" message quotes."""
+    import os
+
+    from celery.signals import before_task_publish
+
+    import workers.tasks
+    from webapp.celery_app import app
+
+    assert workers.tasks.analyse_image.soft_time_limit  # this process's own limit is set
+    settings.INFERENCE_QUEUE = f"limits-{os.getpid()}"  # nobody consumes it
+    published = []
+
+    def capture(sender=None, headers=None, **kwargs):
+        published.append((sender, headers))
+
+    before_task_publish.connect(capture)
+    try:
+        jobs.dispatch_job(42)
+    finally:
+        before_task_publish.disconnect(capture)
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(settings.INFERENCE_QUEUE)
+    [(sender, headers)] = published
+    assert sender == "workers.tasks.analyse_image"
+    assert list(headers["timelimit"]) == [None, None]
+
+
 @pytest.mark.parametrize("form", ["kwargs", "queued-before-kwargs-positional"])
 def test_task_runs_the_job_sent_by_keyword_or_by_position(owner, stub_predictor, monkeypatch, form):
     import workers.model
