@@ -4,7 +4,7 @@ filter, a warning on the list while any exists) and to send again (the "retry" a
 from django.contrib import admin, messages
 
 from webapp.accounts.admin_access import RoleAdminMixin
-from webapp.audit.services import client_address
+from webapp.admin_retry import retry_failed
 
 from .admin_timings import AlertTimingsAdminMixin
 from .models import Alert, AlertStatus
@@ -41,10 +41,4 @@ class AlertAdmin(AlertTimingsAdminMixin, RoleAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed alerts")
     def retry(self, request, queryset):
-        retried = sum(retry_alert(pk, request.user, client_address(request))
-                      for pk in queryset.filter(status=AlertStatus.FAILED)
-                      .values_list("pk", flat=True))
-        skipped = queryset.count() - retried
-        self.message_user(request, f"{retried} alert(s) sent again"
-                          + (f"; {skipped} not failed, left as they are" if skipped else "."),
-                          messages.SUCCESS if retried else messages.WARNING)
+        retry_failed(self, request, queryset, AlertStatus.FAILED, retry_alert, "alert(s)")

@@ -1,10 +1,10 @@
 """DICOM nodes (who may send, who owns what they send, where results go) and the deliveries of
 results to them, with a retry for failed ones."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 
 from webapp.accounts.admin_access import RoleAdminMixin
-from webapp.audit.services import client_address
+from webapp.admin_retry import retry_failed
 
 from .models import Delivery, DeliveryStatus, DicomNode
 from .services.delivery import retry_delivery
@@ -32,10 +32,4 @@ class DeliveryAdmin(RoleAdminMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry the selected failed deliveries")
     def retry(self, request, queryset):
-        retried = sum(retry_delivery(pk, request.user, client_address(request))
-                      for pk in queryset.filter(status=DeliveryStatus.FAILED)
-                      .values_list("pk", flat=True))
-        skipped = queryset.count() - retried
-        self.message_user(request, f"{retried} delivery(ies) sent again"
-                          + (f"; {skipped} not failed, left as they are" if skipped else "."),
-                          messages.SUCCESS if retried else messages.WARNING)
+        retry_failed(self, request, queryset, DeliveryStatus.FAILED, retry_delivery, "delivery(ies)")
