@@ -18,7 +18,8 @@ from ml.core.operating_point import CALIBRATION_GRID
 from ml.evaluation.calibration import search_image_scores
 from ml.evaluation.ensemble import AveragedPredictor
 from ml.evaluation.figures import figures, high_sensitivity_figures
-from ml.evaluation.held_out import calibration_test_split, limit_samples, verified_held_out
+from ml.evaluation.held_out import (CALIBRATION_SPLIT_SEED, calibration_test_split, limit_samples,
+                                   verified_held_out)
 from ml.evaluation.plots import plot_gallery, plot_roc
 from ml.evaluation.records import predict_records, with_image_score
 from ml.evaluation.site import site_section
@@ -73,6 +74,9 @@ def evaluate(args: argparse.Namespace) -> dict:
         "split": {"seed": int(config.get("seed", 0)), "val_fraction": float(config.get("val_fraction", 0.2)),
                   "train_limit": config.get("limit"), "eval_limit": args.limit,
                   "verified_against": verified,
+                  # The training split's seed (above) chose the held-out patients; this fixed
+                  # one halves them, the same halves for every model held out on them.
+                  "calibration_test_seed": CALIBRATION_SPLIT_SEED,
                   "calibration_patients": len({s.patient_id for s in calibration}),
                   "test_patients": len({s.patient_id for s in test})},
         "operating_point": asdict(point),

@@ -12,6 +12,7 @@ from PIL import Image
 from ml import evaluate, predict
 from ml.core.checkpoint import read_info
 from ml.core.decision import OperatingPoint
+from ml.evaluation.held_out import CALIBRATION_SPLIT_SEED
 
 REQUIRED = {"image_id", "probability", "positive", "area_fraction", "area_cm2", "model_version", "error"}
 
@@ -60,6 +61,7 @@ def test_evaluate_command(tiny_model, tiny_dataset, tmp_path):
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["operating_point"] == report["operating_point"]
     assert on_disk["split"]["verified_against"] == str(run / "validation_ids.txt")
+    assert on_disk["split"]["calibration_test_seed"] == CALIBRATION_SPLIT_SEED
     data = on_disk["data"]
     assert data["calibration_images"] + data["test_images"] == data["held_out_images"] == 8
     test = on_disk["test"]
