@@ -13,16 +13,8 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from ml.training.datasets import SUBSET_VALIDATION_PATIENTS, Sample, read_patient_list, split_by_patient
-
-
-def held_out_samples(samples: list[Sample], config: dict) -> list[Sample]:
-    """The validation images of the split the model was trained with."""
-    limit = config.get("limit")
-    pool = samples[:limit] if limit else samples
-    _, validation = split_by_patient(pool, float(config.get("val_fraction", 0.2)),
-                                     int(config.get("seed", 0)), config.get("validation_patients"))
-    return validation
+from ml.training.datasets import (SUBSET_VALIDATION_PATIENTS, Sample, held_out_samples, read_patient_list,
+                                  split_by_patient)
 
 
 def verified_held_out(samples: list[Sample], config: dict, layout: str, ids_path: Path,

@@ -220,6 +220,16 @@ def split_by_patient(samples: list[Sample], validation_fraction: float = 0.2,
     return train, validation
 
 
+def held_out_samples(samples: list[Sample], config: dict) -> list[Sample]:
+    """The validation images of the split a model was trained with: its ``training.config``
+    (seed, val_fraction, limit, or the frozen validation_patients), recomputed on ``samples``."""
+    limit = config.get("limit")
+    pool = samples[:limit] if limit else samples
+    _, validation = split_by_patient(pool, float(config.get("val_fraction", 0.2)),
+                                     int(config.get("seed", 0)), config.get("validation_patients"))
+    return validation
+
+
 # The held-out patients of the shared subset, frozen as they were drawn from its first 1,874
 # images (split_by_patient, 20%, seed 0). The 123 images added since belong to patients already
 # in the subset, and each joins its patient's side; recomputing the split instead would move

@@ -25,7 +25,7 @@ from ml.core.checkpoint import CheckpointError, ModelInfo, read_info, save_model
 from ml.core.model import PRETRAINED_PACKAGES, build_model
 from ml.training.augment import training_transform
 from ml.training.cache import build_cache, load_cache
-from ml.training.datasets import read_patient_list, split_by_patient
+from ml.training.datasets import held_out_samples, read_patient_list, split_by_patient
 from ml.training.feedback import (FeedbackError, load_site_films, mixed_epoch_indices, mixed_epoch_size,
                                   split_site_films)
 from ml.training.history import plot_curves, write_metrics
@@ -100,12 +100,10 @@ class Trainer:
         split recomputed, so that a fine-tune never trains on films its ancestor was scored on."""
         config = self.init_info.training.get("config", {}) if self.init_info else {}
         if "validation_patients" in config:
-            return list(config["validation_patients"])
-        if "val_fraction" in config:
-            pool = samples[: config.get("limit")] if config.get("limit") else samples
-            _, held_out = split_by_patient(pool, float(config["val_fraction"]), int(config.get("seed", 0)))
-            return sorted({s.patient_id for s in held_out})
-        raise SystemExit(f"--init {self.args.init} records no held-out patients: pass --validation-patients")
+            return list(config["validation_patients"])  # all of them, in this cache or not
+        if "val_fraction" not in config:
+            raise SystemExit(f"--init {self.args.init} records no held-out patients: pass --validation-patients")
+        return sorted({s.patient_id for s in held_out_samples(samples, config)})
 
     def _split_data(self) -> None:
         args = self.args

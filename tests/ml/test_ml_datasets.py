@@ -179,7 +179,7 @@ def test_evaluation_recomputes_the_split_training_wrote_down(tiny_model, tiny_da
     """ml.evaluate finds the held-out images from the model file alone; they must be the ones
     ml.train held out and wrote to validation_ids.txt."""
     from ml.core.checkpoint import read_info
-    from ml.evaluation.held_out import held_out_samples
+    from ml.training.datasets import held_out_samples
 
     written = (tiny_model.parent / "validation_ids.txt").read_text().split()
     config = read_info(tiny_model).training["config"]
