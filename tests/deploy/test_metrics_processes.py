@@ -50,7 +50,17 @@ def test_a_real_worker_serves_its_job_histograms_after_a_real_upload(settings, l
         assert payload["status"] == "done", payload["images"][0]["error"]
 
         job = Job.objects.get(image_id=payload["images"][0]["id"])
-        after = samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+        # The pool process observes the job after its task returns (task_postrun), a moment
+        # after the row says done: scrape again until it has, as Prometheus's next scrape would.
+        scraped = []
+
+        def observed():
+            scraped.append(samples(requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text))
+            return value(scraped[-1], "triage_end_to_end_seconds_count", queue=private_queue,
+                         outcome="done") is not None
+
+        wait_until(observed, timeout=30, poll=0.2, what="the job's figures on the worker's port")
+        after = scraped[-1]
     finally:
         worker.stop()
     assert value(after, "triage_inference_seconds_count", queue=private_queue) == 1
