@@ -13,8 +13,23 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
 
-app = Celery("workers", include=["workers.tasks", "webapp.alerts.tasks",
-                                   "webapp.performance.tasks"])
+class TriageCelery(Celery):
+    """Celery whose messages leave the time limits to the worker that runs them.
+
+    Since Celery 5.7, ``send_task`` merges into the message the execution options of a task
+    registered in the *sending* process, time limits included, and a message's limits win in
+    the worker. A sender that had imported the task module (a worker resending, a test, a web
+    process configured differently) would impose its own INFERENCE_*_TIME_LIMIT on a worker
+    configured otherwise (a 12 s worker once ran a job for the sender's 120 s). A caller may
+    still name a limit; none does."""
+
+    def send_task(self, name, *args, time_limit=None, soft_time_limit=None, **options):
+        return super().send_task(name, *args, time_limit=time_limit,
+                                 soft_time_limit=soft_time_limit, **options)
+
+
+app = TriageCelery("workers", include=["workers.tasks", "webapp.alerts.tasks",
+                                        "webapp.performance.tasks"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Every queue this product knows. A worker started without -Q consumes those its machine can
 # serve (workers.startup drops "gpu" where CUDA is absent); on a cluster, pin them with -Q.

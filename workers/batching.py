@@ -106,8 +106,7 @@ def send_again_later(requests, max_retries: int) -> list[int]:
                                                      full_jitter=True)
         app.send_task(request.name or ANALYSE_TASK, args=request.args, kwargs=request.kwargs,
                       queue=(request.delivery_info or {}).get("routing_key") or GPU_QUEUE,
-                      countdown=countdown, retries=retries + 1,
-                      time_limit=None, soft_time_limit=None)  # the consumer's own (jobs.dispatch_job)
+                      countdown=countdown, retries=retries + 1)
         sent.append(job_id)
     return sent
 

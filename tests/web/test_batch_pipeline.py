@@ -161,5 +161,5 @@ def test_dispatch_is_unchanged_for_the_gpu_queue(monkeypatch, settings):
     settings.INFERENCE_QUEUE = "gpu"
     jobs.dispatch_job(42)
     assert sent == [("workers.tasks.analyse_image",
-                     {"kwargs": {"job_pk": 42}, "queue": "gpu", "time_limit": None,
-                      "soft_time_limit": None, "retry": True, "retry_policy": sent[0][1]["retry_policy"]})]
+                     {"kwargs": {"job_pk": 42}, "queue": "gpu", "retry": True,
+                      "retry_policy": sent[0][1]["retry_policy"]})]

@@ -170,19 +170,24 @@ def test_dispatch_sends_the_job_by_task_name_with_a_keyword_id(monkeypatch, sett
     assert options["queue"] == "gpu"
 
 
-def test_dispatch_leaves_the_time_limits_to_the_worker(settings):
-    """Through the real broker, with the task registered in this process (as in a worker, or a
+@pytest.mark.parametrize("sender", ["job", "alert"])
+def test_messages_leave_the_time_limits_to_the_worker(settings, sender):
+    """Through the real broker, with the tasks registered in this process (as in a worker, or a
     test that imported workers.tasks) under limits of its own: the message names no limit, so
     the worker's INFERENCE_*_TIME_LIMIT apply, the ones its "time limit" message quotes."""
     import os
 
     from celery.signals import before_task_publish
 
+    import webapp.alerts.tasks
     import workers.tasks
+    from webapp.alerts.services import dispatch_alert
     from webapp.celery_app import app
 
-    assert workers.tasks.analyse_image.soft_time_limit  # this process's own limit is set
-    settings.INFERENCE_QUEUE = f"limits-{os.getpid()}"  # nobody consumes it
+    task = {"job": workers.tasks.analyse_image, "alert": webapp.alerts.tasks.deliver_alert}[sender]
+    assert task.soft_time_limit and task.time_limit  # this process's own limits are set
+    queue = f"limits-{os.getpid()}"  # nobody consumes it
+    settings.INFERENCE_QUEUE = settings.ALERT_QUEUE = queue
     published = []
 
     def capture(sender=None, headers=None, **kwargs):
@@ -190,13 +195,13 @@ def test_dispatch_leaves_the_time_limits_to_the_worker(settings):
 
     before_task_publish.connect(capture)
     try:
-        jobs.dispatch_job(42)
+        jobs.dispatch_job(42) if sender == "job" else dispatch_alert(42)
     finally:
         before_task_publish.disconnect(capture)
         with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(settings.INFERENCE_QUEUE)
-    [(sender, headers)] = published
-    assert sender == "workers.tasks.analyse_image"
+            connection.default_channel.queue_delete(queue)
+    [(name, headers)] = published
+    assert name == task.name
     assert list(headers["timelimit"]) == [None, None]
 
 

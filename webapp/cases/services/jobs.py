@@ -112,16 +112,12 @@ def stale_queued_job_ids(older_than: timedelta) -> list[int]:
 
 
 def dispatch_job(job_id: int) -> None:
-    """Send the job to the queue, by id only (no file, no patient data in the message).
-
-    The message carries no time limit: the worker that takes the job applies its own
-    (INFERENCE_SOFT_TIME_LIMIT / INFERENCE_HARD_TIME_LIMIT, which its error message quotes).
-    Celery's send_task would otherwise stamp the limits of the sender's settings onto the
-    message wherever the sender has imported workers.tasks, and those win in the worker."""
+    """Send the job to the queue, by id only (no file, no patient data in the message). The
+    message names no time limit: the worker that takes it applies its own (celery_app)."""
     from webapp.celery_app import app  # the Celery app is light; no worker code, no torch
 
     app.send_task(ANALYSE_TASK, kwargs={"job_pk": job_id}, queue=settings.INFERENCE_QUEUE,
-                  time_limit=None, soft_time_limit=None, retry=True,
+                  retry=True,
                   retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5})
 
 
