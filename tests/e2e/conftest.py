@@ -13,24 +13,13 @@ def clinician(make_user):
 
 
 def finished_case(owner, uploads, reference=None):
-    """A case of ``uploads``, each image analysed here by a StubPredictor, always.
-
-    One transaction: the jobs go to the queue when it commits (enqueue_job_on_commit), after
-    the stub has finished them. A session's real worker (tests/support/worker_fixtures.py, up
-    once any test has used it) then finds them done and skips them. Sent at once, the worker
-    could claim a job first and answer with the real model, whose call on these films may be
-    negative (no outline) or come after the test's wait: the compare viewer's test failed so."""
-    from django.db import transaction
-
+    """A case of ``uploads``, each image analysed here by a StubPredictor, always (CaseFactory:
+    a session's real worker never gets there first)."""
     from tests.support.factories import CaseFactory
     from tests.support.stubs import StubPredictor
-    from webapp.cases.services.pipeline import analyse_job
 
-    with transaction.atomic():
-        case = CaseFactory(owner=owner, uploads=uploads, client_reference=reference)
-        for image in case.images.all():
-            assert analyse_job(image.job.pk, StubPredictor()) == "done"
-    return case
+    return CaseFactory(owner=owner, uploads=uploads, client_reference=reference,
+                       predictor=StubPredictor())
 
 
 @pytest.fixture

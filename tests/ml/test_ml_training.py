@@ -128,9 +128,8 @@ def test_crop_training_with_ema_and_fixed_held_out_patients(tiny_cache, tiny_dat
     whole image), an EMA model beside it, and the held-out patients taken from a list."""
     from ml import train
     from ml.core.checkpoint import load_model, read_info
-    from ml.training.datasets import held_out_samples
     from ml.training.cache import load_cache
-    from ml.training.datasets import load_folders
+    from ml.training.datasets import held_out_samples, load_folders
     from ml.training.runtime import cpu_supports_bf16
 
     samples = load_cache(tiny_cache)

@@ -299,25 +299,15 @@ def test_the_admin_list_of_alerts_shows_each_alert_s_two_durations(login, admini
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_in_a_real_browser_the_worklist_button_acknowledges_and_the_row_says_who(live_server, make_user,
-                                                                                 settings):
+def test_in_a_real_browser_the_worklist_button_acknowledges_and_the_row_says_who(live_server, make_user):
     """The worklist's button belongs to a form outside the polled rows (its ``form`` attribute):
     in Chromium it posts that form, with its CSRF token, to the film's address and comes back."""
-    import os
-
     from tests.e2e.test_csp_browser import watched_page
     from tests.support.browser import PASSWORD, chromium, log_in
-    from webapp.celery_app import app
 
     clinician = make_user("dr-browser", password=PASSWORD)
-    # The job on a queue nobody consumes: in a full run a session's real worker would otherwise
-    # claim it before the stub does, and its call need not be review first.
-    settings.INFERENCE_QUEUE = f"acknowledgement-browser-{os.getpid()}"
-    try:
-        image = CaseFactory(owner=clinician, predictor=StubPredictor(0.9, True)).images.get()
-    finally:
-        with app.connection_for_write() as connection:
-            connection.default_channel.queue_delete(settings.INFERENCE_QUEUE)
+    # The stub's call, review first (CaseFactory: a session's real worker never gets there first).
+    image = CaseFactory(owner=clinician, predictor=StubPredictor(0.9, True)).images.get()
     with chromium() as browser:
         page = watched_page(browser)  # records CSP violations and script errors
         log_in(page, live_server.url)
